@@ -1,0 +1,22 @@
+import { deleteItemActivity } from './delete-item';
+import { deprovisionActivity } from './deprovision';
+import type { ActivityDeps } from './deps';
+import { listStaleFailedActivity } from './list-stale-failed';
+import { recordPassSummaryActivity } from './record-pass-summary';
+import { reportStuckAssignedActivity } from './report-stuck-assigned';
+
+export type { ActivityDeps, ActivitySettings, Teardown } from './deps';
+
+/**
+ * The reaper's activities, built from their dependencies. The keys are the activity type
+ * names operators read in the Temporal UI.
+ */
+export function createActivities(deps: ActivityDeps) {
+  return {
+    listStaleFailed: listStaleFailedActivity(deps),
+    deprovision: deprovisionActivity(deps),
+    deleteItem: deleteItemActivity(deps),
+    reportStuckAssigned: reportStuckAssignedActivity(deps),
+    recordPassSummary: recordPassSummaryActivity(deps),
+  };
+}

@@ -1,0 +1,28 @@
+import type { PassSummary } from '../src/shared/types';
+import { type ActivityDeps, STATE_KEYS } from './deps';
+
+export function recordPassSummaryActivity({ store, metrics, log }: ActivityDeps) {
+  /** Counts the pass's outcomes and duration, and stamps the shared last-pass time. */
+  return async function recordPassSummary(summary: PassSummary): Promise<void> {
+    await store.writeState(STATE_KEYS.lastPass, {
+      passId: summary.passId,
+      finishedAt: summary.finishedAt,
+      summary,
+    });
+    metrics.recordPass(summary);
+    log.info(
+      {
+        event: 'pool_reaper.pass.completed',
+        passId: summary.passId,
+        listed: summary.listed,
+        reaped: summary.reaped,
+        refused: summary.refused,
+        deprovisionErrors: summary.deprovisionErrors,
+        deleteErrors: summary.deleteErrors,
+        skipped: summary.skipped,
+        durationMs: summary.durationMs,
+      },
+      'reap pass completed',
+    );
+  };
+}

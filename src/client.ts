@@ -1,0 +1,149 @@
+import { type Client, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
+import { temporal } from '@temporalio/proto';
+import type { ReaperConfig } from './config';
+import type { Logger } from './logger';
+import {
+  configureSignal,
+  type PauseRequest,
+  pauseSignal,
+  type ReapNowRequest,
+  reapNowSignal,
+  reapNowUpdate,
+  resumeSignal,
+  statusQuery,
+  type TickerSettings,
+  type TickerStatus,
+  WORKFLOW_TYPES,
+} from './shared/messages';
+import { SEARCH_ATTRIBUTE_TYPES } from './shared/search-attributes';
+import type { PassSummary } from './shared/types';
+
+/** The ticker is not running (never started, or terminated): start a worker first. */
+export class TickerNotRunningError extends Error {
+  override readonly name = 'TickerNotRunningError';
+}
+
+/** The ticker refused the request (e.g. reapNow while paused). */
+export class ReaperRequestRefusedError extends Error {
+  override readonly name = 'ReaperRequestRefusedError';
+}
+
+export function tickerSettingsFrom(config: ReaperConfig, recordReapedTokens = true): TickerSettings {
+  return { tickMs: config.tickMs, pass: { concurrency: config.concurrency, recordReapedTokens } };
+}
+
+const KEYWORD_LIST = temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD_LIST;
+
+/**
+ * Registers the reaper's search attributes when the cluster lets us (self-hosted); elsewhere
+ * (e.g. Temporal Cloud) it logs the one command to run. Returns whether they are usable,
+ * since upserting an unregistered attribute would fail every pass.
+ */
+export async function ensureSearchAttributes(
+  client: Client,
+  namespace: string,
+  log: Logger,
+): Promise<boolean> {
+  const names = Object.keys(SEARCH_ATTRIBUTE_TYPES);
+  try {
+    const existing = await client.connection.operatorService.listSearchAttributes({ namespace });
+    const known = { ...existing.customAttributes, ...existing.systemAttributes };
+    const missing = names.filter((n) => !(n in known));
+    if (missing.length === 0) return true;
+    await client.connection.operatorService.addSearchAttributes({
+      namespace,
+      searchAttributes: Object.fromEntries(missing.map((n) => [n, KEYWORD_LIST])),
+    });
+    log.info(
+      { event: 'pool_reaper.search_attributes.registered', names: missing },
+      'search attributes registered',
+    );
+    return true;
+  } catch (err) {
+    log.warn(
+      { event: 'pool_reaper.search_attributes.unavailable', error: (err as Error).message.split('\n')[0] },
+      `search attribute ReapedPoolTokens is not registered and could not be: run \`temporal operator search-attribute create --namespace ${namespace} --name ReapedPoolTokens --type KeywordList\`; until then passes do not record reaped tokens`,
+    );
+    return false;
+  }
+}
+
+/**
+ * Starts the ticker if it is not running, and pushes this replica's settings either way
+ * (signal-with-start): N replicas, one ticker.
+ */
+export async function ensureTicker(
+  client: Client,
+  options: { workflowId: string; taskQueue: string; settings: TickerSettings; log: Logger },
+): Promise<void> {
+  const handle = await client.workflow.signalWithStart(WORKFLOW_TYPES.ticker, {
+    workflowId: options.workflowId,
+    taskQueue: options.taskQueue,
+    args: [{ settings: options.settings }],
+    signal: configureSignal,
+    signalArgs: [options.settings],
+    staticSummary: 'pool-reaper ticker: one reap pass per tick, forced by reapNow',
+  });
+  options.log.info(
+    { event: 'pool_reaper.ticker.ensured', workflowId: options.workflowId, runId: handle.signaledRunId },
+    'ticker running',
+  );
+}
+
+/** Operator actions on a running ticker, as used by the CLI. */
+export class ReaperClient {
+  constructor(
+    private readonly client: Client,
+    readonly workflowId: string,
+  ) {}
+
+  private handle() {
+    return this.client.workflow.getHandle(this.workflowId);
+  }
+
+  private async call<T>(fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      if (err instanceof WorkflowNotFoundError) {
+        throw new TickerNotRunningError(
+          `no running ticker with workflow id ${this.workflowId}: start a worker (\`pool-reaper worker\`)`,
+        );
+      }
+      if (err instanceof WorkflowUpdateFailedError) {
+        throw new ReaperRequestRefusedError((err.cause as Error | undefined)?.message ?? err.message);
+      }
+      throw err;
+    }
+  }
+
+  /** Asks for a pass as soon as the current one finishes; several requests coalesce. */
+  reapNow(request: ReapNowRequest = {}): Promise<void> {
+    return this.call(() => this.handle().signal(reapNowSignal, request));
+  }
+
+  /** Same, and waits for the summary of the pass it caused. */
+  reapNowAndWait(request: ReapNowRequest = {}): Promise<PassSummary> {
+    return this.call(() => this.handle().executeUpdate(reapNowUpdate, { args: [request] }));
+  }
+
+  pause(request: PauseRequest = {}): Promise<void> {
+    return this.call(() => this.handle().signal(pauseSignal, request));
+  }
+
+  resume(request: PauseRequest = {}): Promise<void> {
+    return this.call(() => this.handle().signal(resumeSignal, request));
+  }
+
+  status(): Promise<TickerStatus> {
+    return this.call(() => this.handle().query(statusQuery));
+  }
+
+  /** The pass currently running, for progress display (its current details). */
+  async passDetails(passId: string): Promise<string | undefined> {
+    const metadata = await this.client.workflow
+      .getHandle(passId)
+      .query<{ currentDetails?: string }>('__temporal_workflow_metadata');
+    return metadata.currentDetails;
+  }
+}

@@ -1,0 +1,207 @@
+import ms from 'ms';
+import { z } from 'zod';
+
+/**
+ * The reaper's own settings, read once from the environment and validated before anything
+ * connects. Temporal's connection settings are not here: they follow Temporal's own
+ * conventions through @temporalio/envconfig (see temporal-connection.ts).
+ */
+export interface ReaperConfig {
+  readonly taskQueue: string;
+  readonly tickerWorkflowId: string;
+  readonly provisionerDatabaseUrl: string;
+  /** Admin URL per Postgres cluster id (`local:0` is POSTGRES_ADMIN_URL). */
+  readonly postgresClusters: ReadonlyMap<string, string>;
+  /** Redis URL per cluster id (`local:0` is REDIS_URL). */
+  readonly redisClusters: ReadonlyMap<string, string>;
+  readonly platformDatabaseUrl: string | undefined;
+  readonly metricsPort: number;
+  readonly temporalMetricsPort: number | undefined;
+  readonly tickMs: number;
+  readonly failedGraceMs: number;
+  readonly stuckAssignedGraceMs: number;
+  readonly batchLimit: number;
+  readonly concurrency: number;
+  readonly quarantineAfter: number;
+  readonly reclaimOrphans: boolean;
+  readonly orphanGraceMs: number;
+  readonly shutdownGraceMs: number;
+  readonly logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
+}
+
+/** Raised for a missing or malformed variable; the message is one line that names it. */
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+  constructor(
+    readonly variable: string,
+    readonly expected: string,
+  ) {
+    super(`${variable}: expected ${expected}`);
+  }
+}
+
+export const DEFAULT_CLUSTER = 'local:0';
+
+/** Every variable the reaper reads, with its default; the README table and compose test use it. */
+export const ENV_DEFAULTS = {
+  TEMPORAL_TASK_QUEUE: 'pool-reaper',
+  REAPER_WORKFLOW_ID: 'pool-reaper',
+  PROVISIONER_DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/pool_provisioner',
+  POSTGRES_ADMIN_URL: 'postgres://postgres@127.0.0.1:5432/postgres',
+  POSTGRES_ADMIN_URLS: '',
+  REDIS_URL: 'redis://127.0.0.1:6379',
+  REDIS_URLS: '',
+  PLATFORM_DATABASE_URL: '',
+  METRICS_PORT: '9464',
+  TEMPORAL_METRICS_PORT: '',
+  REAPER_TICK: '30s',
+  REAPER_FAILED_GRACE: '10m',
+  REAPER_STUCK_ASSIGNED_GRACE: '30m',
+  REAPER_BATCH_LIMIT: '50',
+  REAPER_CONCURRENCY: '8',
+  REAPER_QUARANTINE_AFTER: '3',
+  REAPER_RECLAIM_ORPHANS: 'false',
+  REAPER_ORPHAN_GRACE: '24h',
+  REAPER_SHUTDOWN_GRACE: '30s',
+  LOG_LEVEL: 'info',
+} as const;
+
+export type EnvName = keyof typeof ENV_DEFAULTS;
+type Env = Readonly<Record<string, string | undefined>>;
+
+const CLUSTER_ID = /^local:\d+$/;
+
+function read(env: Env, name: EnvName): string {
+  const value = env[name];
+  return value === undefined || value.trim() === '' ? ENV_DEFAULTS[name] : value.trim();
+}
+
+export function parseDuration(name: string, raw: string): number {
+  // `ms` accepts bare numbers as milliseconds; require a unit so "30" is not read as 30 ms.
+  const parsed = /[a-z]\s*$/i.test(raw) ? ms(raw as ms.StringValue) : undefined;
+  if (parsed === undefined || !Number.isFinite(parsed) || parsed <= 0) {
+    throw new ConfigError(name, `a positive duration such as 30s, 10m or 1h, got "${raw}"`);
+  }
+  return parsed;
+}
+
+function parseInteger(name: string, raw: string, min: number, max: number): number {
+  const result = z.coerce.number().int().min(min).max(max).safeParse(raw);
+  if (!/^\d+$/.test(raw) || !result.success) {
+    throw new ConfigError(name, `an integer from ${min} to ${max}, got "${raw}"`);
+  }
+  return result.data;
+}
+
+function parseBoolean(name: string, raw: string): boolean {
+  const value = raw.toLowerCase();
+  if (['true', '1', 'yes'].includes(value)) return true;
+  if (['false', '0', 'no'].includes(value)) return false;
+  throw new ConfigError(name, `true or false, got "${raw}"`);
+}
+
+/** Validates a URL without ever echoing it: it may carry a password. */
+function parseUrl(name: string, raw: string, protocols: readonly string[]): string {
+  let url: URL;
+  try {
+    url = new URL(raw);
+  } catch {
+    throw new ConfigError(name, `a ${protocols.join(' or ')} URL (the value did not parse as a URL)`);
+  }
+  if (!protocols.includes(url.protocol)) {
+    throw new ConfigError(name, `a ${protocols.join(' or ')} URL, got a ${url.protocol} URL`);
+  }
+  return raw;
+}
+
+/** `local:1=postgres://...,local:2=postgres://...` → map; the default cluster comes from its own var. */
+function parseClusterList(
+  name: string,
+  raw: string,
+  defaultUrl: string,
+  protocols: readonly string[],
+): Map<string, string> {
+  const clusters = new Map<string, string>([[DEFAULT_CLUSTER, defaultUrl]]);
+  if (raw === '') return clusters;
+  for (const entry of raw.split(',')) {
+    const eq = entry.indexOf('=');
+    const id = entry.slice(0, eq).trim();
+    if (eq < 0 || !CLUSTER_ID.test(id)) {
+      throw new ConfigError(name, `comma-separated local:<n>=<url> pairs, got an entry without a cluster id`);
+    }
+    if (clusters.has(id)) throw new ConfigError(name, `each cluster once, got ${id} twice`);
+    clusters.set(id, parseUrl(`${name} (${id})`, entry.slice(eq + 1).trim(), protocols));
+  }
+  return clusters;
+}
+
+const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+
+export function loadConfig(env: Env = process.env): ReaperConfig {
+  const pgProtocols = ['postgres:', 'postgresql:'];
+  const redisProtocols = ['redis:', 'rediss:'];
+  const logLevel = read(env, 'LOG_LEVEL');
+  if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
+    throw new ConfigError('LOG_LEVEL', `one of ${LOG_LEVELS.join(', ')}, got "${logLevel}"`);
+  }
+  const temporalMetricsPort = read(env, 'TEMPORAL_METRICS_PORT');
+  const platform = read(env, 'PLATFORM_DATABASE_URL');
+  const name = (n: EnvName) => n;
+  const taskQueue = read(env, 'TEMPORAL_TASK_QUEUE');
+  const tickerWorkflowId = read(env, 'REAPER_WORKFLOW_ID');
+  for (const [variable, value] of [
+    [name('TEMPORAL_TASK_QUEUE'), taskQueue],
+    [name('REAPER_WORKFLOW_ID'), tickerWorkflowId],
+  ] as const) {
+    if (!/^[A-Za-z0-9._:/-]{1,200}$/.test(value)) {
+      throw new ConfigError(variable, `1-200 characters of [A-Za-z0-9._:/-], got "${value}"`);
+    }
+  }
+  return {
+    taskQueue,
+    tickerWorkflowId,
+    provisionerDatabaseUrl: parseUrl(
+      'PROVISIONER_DATABASE_URL',
+      read(env, 'PROVISIONER_DATABASE_URL'),
+      pgProtocols,
+    ),
+    postgresClusters: parseClusterList(
+      'POSTGRES_ADMIN_URLS',
+      read(env, 'POSTGRES_ADMIN_URLS'),
+      parseUrl('POSTGRES_ADMIN_URL', read(env, 'POSTGRES_ADMIN_URL'), pgProtocols),
+      pgProtocols,
+    ),
+    redisClusters: parseClusterList(
+      'REDIS_URLS',
+      read(env, 'REDIS_URLS'),
+      parseUrl('REDIS_URL', read(env, 'REDIS_URL'), redisProtocols),
+      redisProtocols,
+    ),
+    platformDatabaseUrl:
+      platform === '' ? undefined : parseUrl('PLATFORM_DATABASE_URL', platform, pgProtocols),
+    metricsPort: parseInteger('METRICS_PORT', read(env, 'METRICS_PORT'), 0, 65535),
+    temporalMetricsPort:
+      temporalMetricsPort === ''
+        ? undefined
+        : parseInteger('TEMPORAL_METRICS_PORT', temporalMetricsPort, 0, 65535),
+    tickMs: parseDuration('REAPER_TICK', read(env, 'REAPER_TICK')),
+    failedGraceMs: parseDuration('REAPER_FAILED_GRACE', read(env, 'REAPER_FAILED_GRACE')),
+    stuckAssignedGraceMs: parseDuration(
+      'REAPER_STUCK_ASSIGNED_GRACE',
+      read(env, 'REAPER_STUCK_ASSIGNED_GRACE'),
+    ),
+    batchLimit: parseInteger('REAPER_BATCH_LIMIT', read(env, 'REAPER_BATCH_LIMIT'), 1, 500),
+    concurrency: parseInteger('REAPER_CONCURRENCY', read(env, 'REAPER_CONCURRENCY'), 1, 64),
+    quarantineAfter: parseInteger('REAPER_QUARANTINE_AFTER', read(env, 'REAPER_QUARANTINE_AFTER'), 1, 1000),
+    reclaimOrphans: parseBoolean('REAPER_RECLAIM_ORPHANS', read(env, 'REAPER_RECLAIM_ORPHANS')),
+    orphanGraceMs: parseDuration('REAPER_ORPHAN_GRACE', read(env, 'REAPER_ORPHAN_GRACE')),
+    shutdownGraceMs: parseDuration('REAPER_SHUTDOWN_GRACE', read(env, 'REAPER_SHUTDOWN_GRACE')),
+    logLevel: logLevel as ReaperConfig['logLevel'],
+  };
+}
+
+/** The cluster id an item names; empty means the default cluster. */
+export function clusterOf(providerResourceId: string): string {
+  const first = providerResourceId.split(';')[0]?.trim() ?? '';
+  return first === '' ? DEFAULT_CLUSTER : first;
+}

@@ -1,0 +1,107 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import { ConfigError, loadConfig } from '../config';
+import { createLogger } from '../logger';
+import { ensureDatabase, migrate } from '../store/migrate';
+import { findTemporalCli } from './temporal-cli';
+import { type DevServer, startDevServer, stopChild } from './temporal-server';
+
+const ROOT = path.resolve(__dirname, '..', '..', '..');
+const DATA_DIR = path.join(ROOT, '.data');
+const LOCAL_PORT = 7233;
+const LOCAL_UI_PORT = 8233;
+
+function portInUse(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ port, host: '127.0.0.1' });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+/**
+ * `npm start`: a local Temporal dev server (SQLite under .data/, Web UI on :8233) unless
+ * TEMPORAL_ADDRESS names one, the schema, then `pool-reaper worker`. Ctrl-C stops all of it.
+ */
+async function main(): Promise<number> {
+  const config = loadConfig();
+  const log = createLogger({ level: config.logLevel, name: 'pool-reaper-start' });
+  const env = { ...process.env };
+  let server: DevServer | undefined;
+  let worker: ChildProcess | undefined;
+  let stopping = false;
+
+  const stop = async (code: number) => {
+    if (stopping) return;
+    stopping = true;
+    if (worker && worker.exitCode === null) await stopChild(worker, config.shutdownGraceMs + 5000);
+    if (server) {
+      await server.stop();
+      log.info(
+        { event: 'pool_reaper.local_stack.stopped' },
+        'local Temporal server stopped; its data stays in .data/',
+      );
+    }
+    process.exit(code);
+  };
+  process.on('SIGINT', () => void stop(0));
+  process.on('SIGTERM', () => void stop(0));
+
+  if (!process.env['TEMPORAL_ADDRESS']) {
+    if (await portInUse(LOCAL_PORT)) {
+      throw new Error(
+        `port ${LOCAL_PORT} is already in use: if that is a Temporal server, run with TEMPORAL_ADDRESS=localhost:${LOCAL_PORT}`,
+      );
+    }
+    const cliPath = await findTemporalCli({ log: (line) => log.info(line) });
+    const logFile = path.join(DATA_DIR, 'temporal-server.log');
+    server = await startDevServer({
+      cliPath,
+      dbFile: path.join(DATA_DIR, 'temporal.db'),
+      port: LOCAL_PORT,
+      uiPort: LOCAL_UI_PORT,
+      logLevel: 'warn',
+      detached: true,
+    });
+    const out = createWriteStream(logFile, { flags: 'a' });
+    server.process.stdout?.pipe(out);
+    server.process.stderr?.pipe(out);
+    env['TEMPORAL_ADDRESS'] = server.address;
+    log.info(
+      { event: 'pool_reaper.local_stack.temporal', address: server.address, ui: server.uiUrl, log: logFile },
+      `Temporal dev server up: Web UI at ${server.uiUrl}`,
+    );
+  }
+
+  if (await ensureDatabase(config.provisionerDatabaseUrl)) {
+    log.info({ event: 'pool_reaper.database.created' }, 'provisioner database created');
+  }
+  await migrate(config.provisionerDatabaseUrl, log);
+
+  worker = spawn(process.execPath, [path.join(ROOT, 'dist', 'src', 'cli.js'), 'worker'], {
+    env,
+    stdio: 'inherit',
+  });
+  log.info(
+    {
+      event: 'pool_reaper.local_stack.ready',
+      ui: server?.uiUrl ?? '(your Temporal server)',
+      metrics: `http://localhost:${config.metricsPort}/metrics`,
+    },
+    `pool-reaper running. Temporal UI: ${server?.uiUrl ?? env['TEMPORAL_ADDRESS']} · metrics: http://localhost:${config.metricsPort}/metrics · Ctrl-C to stop`,
+  );
+  const code = await new Promise<number>((resolve) => worker!.once('exit', (c) => resolve(c ?? 0)));
+  await stop(code);
+  return code;
+}
+
+main().catch((err: unknown) => {
+  const message = err instanceof ConfigError ? err.message : (err as Error).message.split('\n')[0];
+  process.stderr.write(`pool-reaper: ${message}\n`);
+  process.exit(2);
+});

@@ -1,0 +1,181 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import type { PassSummary } from './shared/types';
+
+/**
+ * What every replica exports from the shared database at scrape time, so no replica keeps
+ * exporting a value that another one has since replaced: the gauges are read, not remembered.
+ */
+export interface SharedSnapshot {
+  readonly stuckAssigned: Readonly<Record<string, number>> | undefined;
+  readonly assignedItems?: Readonly<Record<string, Readonly<Record<string, number>>>> | undefined;
+  readonly quarantined: Readonly<Record<string, number>>;
+  readonly lastPassCompletedAt: Date | undefined;
+}
+
+export type SnapshotReader = () => Promise<SharedSnapshot>;
+
+export const METRIC_NAMES = {
+  reapTotal: 'instant_pool_reap_total',
+  stuckAssigned: 'instant_pool_stuck_assigned',
+  assignedItems: 'instant_pool_assigned_items',
+  quarantined: 'instant_pool_quarantined_items',
+  passDuration: 'instant_pool_reap_pass_duration_seconds',
+  lastPassCompleted: 'instant_pool_reap_last_pass_completed_timestamp_seconds',
+  stateReadErrors: 'instant_pool_reaper_state_read_errors_total',
+  platformCheckFailures: 'instant_pool_platform_check_failures_total',
+} as const;
+
+export interface ReaperMetrics {
+  readonly registry: Registry;
+  readonly reapTotal: Counter<'resource_type' | 'status' | 'outcome'>;
+  readonly passDuration: Histogram;
+  readonly platformCheckFailures: Counter<'reason'>;
+  /** Counts a finished pass's outcomes and duration (called once per pass, by one activity). */
+  recordPass(summary: PassSummary): void;
+}
+
+export function createMetrics(readSnapshot?: SnapshotReader, options: { defaultMetrics?: boolean } = {}) {
+  const registry = new Registry();
+  if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'pool_reaper_' });
+
+  const stateReadErrors = new Counter({
+    name: METRIC_NAMES.stateReadErrors,
+    help: 'Scrapes that could not read the shared reaper state from the provisioner database.',
+    registers: [registry],
+  });
+
+  // One read per scrape, shared by the gauges below.
+  let pending: Promise<SharedSnapshot | undefined> | undefined;
+  const snapshot = () => {
+    pending ??= (async () => {
+      try {
+        return readSnapshot ? await readSnapshot() : undefined;
+      } catch {
+        stateReadErrors.inc();
+        return undefined;
+      } finally {
+        setTimeout(() => {
+          pending = undefined;
+        }, 250).unref();
+      }
+    })();
+    return pending;
+  };
+
+  const reapTotal = new Counter({
+    name: METRIC_NAMES.reapTotal,
+    help: 'Pool items handled by the reaper, by resource type, row status and outcome.',
+    labelNames: ['resource_type', 'status', 'outcome'] as const,
+    registers: [registry],
+  });
+
+  new Gauge({
+    name: METRIC_NAMES.stuckAssigned,
+    help: 'Assigned pool items older than the stuck grace (orphans only when the platform database is configured).',
+    labelNames: ['resource_type'] as const,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      const snap = await snapshot();
+      for (const [type, n] of Object.entries(snap?.stuckAssigned ?? {})) this.set({ resource_type: type }, n);
+    },
+  });
+
+  new Gauge({
+    name: METRIC_NAMES.assignedItems,
+    help: 'Assigned pool items older than the stuck grace, by class (bound_live, bound_terminal, orphan).',
+    labelNames: ['resource_type', 'class'] as const,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      const snap = await snapshot();
+      for (const [type, classes] of Object.entries(snap?.assignedItems ?? {})) {
+        for (const [cls, n] of Object.entries(classes)) this.set({ resource_type: type, class: cls }, n);
+      }
+    },
+  });
+
+  new Gauge({
+    name: METRIC_NAMES.quarantined,
+    help: 'Failed pool items left out of reap passes after repeated needs-an-operator failures.',
+    labelNames: ['resource_type'] as const,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      const snap = await snapshot();
+      for (const [type, n] of Object.entries(snap?.quarantined ?? {})) this.set({ resource_type: type }, n);
+    },
+  });
+
+  new Gauge({
+    name: METRIC_NAMES.lastPassCompleted,
+    help: 'Unix time at which the last reap pass (by any replica) completed.',
+    registers: [registry],
+    async collect() {
+      this.reset();
+      const at = (await snapshot())?.lastPassCompletedAt;
+      if (at) this.set(at.getTime() / 1000);
+    },
+  });
+
+  const passDuration = new Histogram({
+    name: METRIC_NAMES.passDuration,
+    help: 'Wall time of completed reap passes.',
+    buckets: [0.1, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600],
+    registers: [registry],
+  });
+
+  const platformCheckFailures = new Counter({
+    name: METRIC_NAMES.platformCheckFailures,
+    help: 'Stuck-assigned classifications that failed closed (platform database unreadable or implausible).',
+    labelNames: ['reason'] as const,
+    registers: [registry],
+  });
+
+  const metrics: ReaperMetrics = {
+    registry,
+    reapTotal,
+    passDuration,
+    platformCheckFailures,
+    recordPass(summary) {
+      for (const { resourceType, outcome, count } of summary.outcomes) {
+        reapTotal.inc({ resource_type: resourceType, status: 'failed', outcome }, count);
+      }
+      passDuration.observe(summary.durationMs / 1000);
+    },
+  };
+  return metrics;
+}
+
+export interface MetricsServer {
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+/** GET /metrics in Prometheus text format; anything else is a 404. */
+export async function serveMetrics(
+  registry: Registry,
+  port: number,
+  host = '0.0.0.0',
+): Promise<MetricsServer> {
+  const server = http.createServer((req, res) => {
+    if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') {
+      res.writeHead(404).end('not found\n');
+      return;
+    }
+    registry.metrics().then(
+      (body) => res.writeHead(200, { 'content-type': registry.contentType }).end(body),
+      (err: Error) => res.writeHead(500).end(`metrics collection failed: ${err.message}\n`),
+    );
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}

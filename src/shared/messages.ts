@@ -1,0 +1,48 @@
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import type { PassSummary, ReapPassOptions } from './types';
+
+/**
+ * The one place that names the reaper's task queue, workflow ids and messages, imported by
+ * the workflows and by every client (CLI, worker start-up, tests). Plain Temporal CLI calls
+ * work too: `temporal workflow signal --workflow-id pool-reaper --name reapNow`.
+ */
+export const DEFAULT_TASK_QUEUE = 'pool-reaper';
+export const DEFAULT_TICKER_WORKFLOW_ID = 'pool-reaper';
+
+export const WORKFLOW_TYPES = { ticker: 'poolReaper', pass: 'reapPass' } as const;
+
+export interface TickerSettings {
+  readonly tickMs: number;
+  readonly pass: ReapPassOptions;
+}
+
+export interface PauseRequest {
+  readonly reason?: string;
+}
+
+export interface ReapNowRequest {
+  /** Who asked, shown in the pass summary in the UI. */
+  readonly requestedBy?: string;
+}
+
+export interface TickerStatus {
+  readonly paused: boolean;
+  readonly pauseReason: string | undefined;
+  readonly passesRun: number;
+  readonly pendingForce: boolean;
+  readonly currentPassId: string | undefined;
+  /** ISO time of the next scheduled pass, or undefined while a pass runs or while paused. */
+  readonly nextTickAt: string | undefined;
+  readonly lastSummary: PassSummary | undefined;
+  readonly settings: TickerSettings;
+}
+
+/** Start a pass as soon as the current one (if any) finishes; several coalesce into one. */
+export const reapNowSignal = defineSignal<[ReapNowRequest?]>('reapNow');
+/** Same as the signal, and returns the summary of the pass it caused. Refused while paused. */
+export const reapNowUpdate = defineUpdate<PassSummary, [ReapNowRequest]>('reapNow');
+export const pauseSignal = defineSignal<[PauseRequest?]>('pause');
+export const resumeSignal = defineSignal<[PauseRequest?]>('resume');
+/** Sent by each worker at start-up (signal-with-start), so a changed REAPER_TICK applies. */
+export const configureSignal = defineSignal<[TickerSettings]>('configure');
+export const statusQuery = defineQuery<TickerStatus>('status');

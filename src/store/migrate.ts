@@ -1,0 +1,80 @@
+import pg from 'pg';
+import type { Logger } from '../logger';
+import { MIGRATIONS } from './schema';
+
+/** Arbitrary but fixed: serialises `migrate` across replicas starting at once. */
+const MIGRATION_LOCK_KEY = 0x706f6f6c; // "pool"
+
+export interface MigrateResult {
+  readonly applied: readonly number[];
+  readonly current: number;
+}
+
+export class MigrationError extends Error {
+  override readonly name = 'MigrationError';
+}
+
+/** Creates the database named in `url` when it does not exist (local stack and tests only). */
+export async function ensureDatabase(url: string): Promise<boolean> {
+  const target = new URL(url);
+  const dbName = decodeURIComponent(target.pathname.replace(/^\//, ''));
+  if (dbName === '') throw new MigrationError('the database URL names no database');
+  const maintenance = new URL(url);
+  maintenance.pathname = '/postgres';
+  const client = new pg.Client({ connectionString: maintenance.toString() });
+  await client.connect();
+  try {
+    const { rowCount } = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [dbName]);
+    if (rowCount) return false;
+    try {
+      await client.query(`CREATE DATABASE ${pg.escapeIdentifier(dbName)}`);
+    } catch (err) {
+      // Another process created it between our check and our CREATE.
+      if ((err as { code?: string }).code !== '42P04') throw err;
+      return false;
+    }
+    return true;
+  } finally {
+    await client.end();
+  }
+}
+
+/** Applies pending migrations in order; safe to run from several replicas at once. */
+export async function migrate(url: string, log?: Logger): Promise<MigrateResult> {
+  const client = new pg.Client({ connectionString: url, application_name: 'pool-reaper-migrate' });
+  await client.connect();
+  try {
+    await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_KEY]);
+    await client.query(`CREATE TABLE IF NOT EXISTS pool_reaper_migrations (
+      version integer PRIMARY KEY,
+      name text NOT NULL,
+      applied_at timestamptz NOT NULL DEFAULT now()
+    )`);
+    const { rows } = await client.query<{ version: number }>('SELECT version FROM pool_reaper_migrations');
+    const done = new Set(rows.map((r) => r.version));
+    const applied: number[] = [];
+    for (const migration of MIGRATIONS) {
+      if (done.has(migration.version)) continue;
+      // A CONCURRENTLY build that was interrupted leaves an INVALID index that IF NOT EXISTS would keep.
+      await client.query(`DO $$ BEGIN
+        IF EXISTS (SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+                   WHERE c.relname = 'idx_pool_reaper_stale' AND NOT i.indisvalid) THEN
+          DROP INDEX idx_pool_reaper_stale;
+        END IF; END $$`);
+      for (const statement of migration.statements) await client.query(statement);
+      await client.query('INSERT INTO pool_reaper_migrations (version, name) VALUES ($1, $2)', [
+        migration.version,
+        migration.name,
+      ]);
+      applied.push(migration.version);
+      log?.info(
+        { event: 'migration.applied', version: migration.version, name: migration.name },
+        'migration applied',
+      );
+    }
+    return { applied, current: Math.max(0, ...MIGRATIONS.map((m) => m.version)) };
+  } finally {
+    await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK_KEY]).catch(() => undefined);
+    await client.end();
+  }
+}

@@ -1,0 +1,269 @@
+import pg from 'pg';
+import { type PoolItemRef, RESOURCE_TYPES } from '../shared/types';
+
+/** Another reaper (or a provisioner transaction) holds the row: try again shortly. */
+export class ItemLockedError extends Error {
+  override readonly name = 'ItemLockedError';
+}
+
+export type LockedRun<T> =
+  | { readonly ran: true; readonly value: T }
+  | { readonly ran: false; readonly reason: string };
+
+export interface QuarantineRow {
+  readonly itemId: string;
+  readonly poolToken: string;
+  readonly resourceType: string;
+  readonly failures: number;
+  readonly lastErrorType: string;
+  readonly lastError: string;
+  readonly firstFailedAt: Date;
+  readonly lastFailedAt: Date;
+  readonly quarantinedAt: Date | null;
+  /** False when the provisioner has since deleted the row. */
+  readonly rowExists: boolean;
+}
+
+export interface FailureRecord {
+  readonly failures: number;
+  readonly quarantined: boolean;
+}
+
+export type ReleaseSelector =
+  | { readonly itemId: string }
+  | { readonly poolToken: string }
+  | { readonly all: true };
+
+const secs = (ms: number) => ms / 1000;
+
+function toRef(row: {
+  id: string;
+  resource_type: string;
+  pool_token: string;
+  provider_resource_id: string;
+}): PoolItemRef {
+  return {
+    id: row.id,
+    resourceType: row.resource_type,
+    poolToken: row.pool_token,
+    providerResourceId: row.provider_resource_id,
+  };
+}
+
+/** Per type, with every known type present so a type that went to zero is exported as 0. */
+export function withKnownTypes(counts: Record<string, number>): Record<string, number> {
+  const all: Record<string, number> = {};
+  for (const type of RESOURCE_TYPES) all[type] = 0;
+  return { ...all, ...counts };
+}
+
+/**
+ * All SQL the reaper runs against the provisioner's database: reads of pool_items, the
+ * conditional delete, and the reaper's own tables. It never updates a provisioner column.
+ */
+export class PoolStore {
+  constructor(readonly pool: pg.Pool) {}
+
+  static connect(url: string, maxConnections: number): PoolStore {
+    return new PoolStore(
+      new pg.Pool({
+        connectionString: url,
+        max: maxConnections,
+        application_name: 'pool-reaper',
+        connectionTimeoutMillis: 10_000,
+        statement_timeout: 30_000,
+      }),
+    );
+  }
+
+  async close(): Promise<void> {
+    await this.pool.end();
+  }
+
+  /** Oldest first; quarantined rows are left out so one bad row cannot starve the batch. */
+  async listStaleFailed(graceMs: number, limit: number): Promise<PoolItemRef[]> {
+    const { rows } = await this.pool.query(
+      `SELECT p.id, p.resource_type, p.pool_token, p.provider_resource_id
+         FROM pool_items p
+        WHERE p.status = 'failed'
+          AND p.assigned_at < now() - make_interval(secs => $1)
+          AND NOT EXISTS (SELECT 1 FROM pool_reaper_item_failures f
+                           WHERE f.item_id = p.id AND f.quarantined_at IS NOT NULL)
+        ORDER BY p.assigned_at ASC, p.id
+        LIMIT $2`,
+      [secs(graceMs), limit],
+    );
+    return rows.map(toRef);
+  }
+
+  /**
+   * Runs `fn` while holding the item's row lock, only if the row is still the stale failed
+   * item that was listed. The lock keeps the provisioner (and any other reaper) from moving
+   * the row while its infra is being torn down.
+   */
+  async withStaleFailedItemLocked<T>(
+    item: PoolItemRef,
+    graceMs: number,
+    fn: () => Promise<T>,
+  ): Promise<LockedRun<T>> {
+    const client = await this.pool.connect();
+    let broken = false;
+    try {
+      await client.query('BEGIN');
+      // A worker that hangs must not hold the row forever.
+      await client.query("SET LOCAL idle_in_transaction_session_timeout = '15min'");
+      let rows: { status: string; pool_token: string; stale: boolean }[];
+      try {
+        ({ rows } = await client.query(
+          `SELECT status, pool_token, assigned_at < now() - make_interval(secs => $2) AS stale
+             FROM pool_items WHERE id = $1 FOR UPDATE NOWAIT`,
+          [item.id, secs(graceMs)],
+        ));
+      } catch (err) {
+        if ((err as { code?: string }).code === '55P03') {
+          throw new ItemLockedError(`pool item ${item.id} is locked by another transaction`);
+        }
+        throw err;
+      }
+      const row = rows[0];
+      let reason: string | undefined;
+      if (!row) reason = 'row no longer exists';
+      else if (row.pool_token !== item.poolToken) reason = 'row pool_token changed since listing';
+      else if (row.status !== 'failed') reason = `row status is now ${row.status}`;
+      else if (!row.stale) reason = 'row is no longer past the failed grace';
+      if (reason !== undefined) {
+        await client.query('ROLLBACK');
+        return { ran: false, reason };
+      }
+      const value = await fn();
+      await client.query('COMMIT');
+      return { ran: true, value };
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => {
+        broken = true;
+      });
+      throw err;
+    } finally {
+      client.release(broken);
+    }
+  }
+
+  /** Deletes the row only if it is still the same failed item; forgets its failure record. */
+  async deleteFailedItem(item: PoolItemRef): Promise<boolean> {
+    const client = await this.pool.connect();
+    try {
+      await client.query('BEGIN');
+      const { rowCount } = await client.query(
+        `DELETE FROM pool_items WHERE id = $1 AND pool_token = $2 AND status = 'failed'`,
+        [item.id, item.poolToken],
+      );
+      if (rowCount) await client.query('DELETE FROM pool_reaper_item_failures WHERE item_id = $1', [item.id]);
+      await client.query('COMMIT');
+      return (rowCount ?? 0) > 0;
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw err;
+    } finally {
+      client.release();
+    }
+  }
+
+  async countStuckAssigned(graceMs: number): Promise<Record<string, number>> {
+    const { rows } = await this.pool.query<{ resource_type: string; n: string }>(
+      `SELECT resource_type, count(*) AS n FROM pool_items
+        WHERE status = 'assigned' AND assigned_at < now() - make_interval(secs => $1)
+        GROUP BY resource_type`,
+      [secs(graceMs)],
+    );
+    return withKnownTypes(Object.fromEntries(rows.map((r) => [r.resource_type, Number(r.n)])));
+  }
+
+  /** Counts one needs-an-operator failure; quarantines the row at the threshold. */
+  async recordFailure(
+    item: PoolItemRef,
+    errorType: string,
+    message: string,
+    quarantineAfter: number,
+  ): Promise<FailureRecord> {
+    const { rows } = await this.pool.query<{ failures: number; quarantined: boolean }>(
+      `INSERT INTO pool_reaper_item_failures AS f
+              (item_id, pool_token, resource_type, failures, last_error_type, last_error, quarantined_at)
+       VALUES ($1, $2, $3, 1, $4, $5, CASE WHEN 1 >= $6 THEN now() END)
+       ON CONFLICT (item_id) DO UPDATE SET
+         failures = f.failures + 1,
+         last_error_type = EXCLUDED.last_error_type,
+         last_error = EXCLUDED.last_error,
+         last_failed_at = now(),
+         quarantined_at = COALESCE(f.quarantined_at, CASE WHEN f.failures + 1 >= $6 THEN now() END)
+       RETURNING failures, quarantined_at IS NOT NULL AS quarantined`,
+      [item.id, item.poolToken, item.resourceType, errorType, message.slice(0, 2000), quarantineAfter],
+    );
+    const row = rows[0]!;
+    return { failures: row.failures, quarantined: row.quarantined };
+  }
+
+  async listFailures(options: { quarantinedOnly?: boolean } = {}): Promise<QuarantineRow[]> {
+    const { rows } = await this.pool.query(
+      `SELECT f.*, (p.id IS NOT NULL) AS row_exists
+         FROM pool_reaper_item_failures f LEFT JOIN pool_items p ON p.id = f.item_id
+        ${options.quarantinedOnly ? 'WHERE f.quarantined_at IS NOT NULL' : ''}
+        ORDER BY f.last_failed_at DESC`,
+    );
+    return rows.map((r) => ({
+      itemId: r.item_id,
+      poolToken: r.pool_token,
+      resourceType: r.resource_type,
+      failures: r.failures,
+      lastErrorType: r.last_error_type,
+      lastError: r.last_error,
+      firstFailedAt: r.first_failed_at,
+      lastFailedAt: r.last_failed_at,
+      quarantinedAt: r.quarantined_at,
+      rowExists: r.row_exists,
+    }));
+  }
+
+  /** Forgets the failure history of the selected rows, so the next pass tries them again. */
+  async releaseQuarantine(selector: ReleaseSelector): Promise<QuarantineRow[]> {
+    const released = await this.listFailures({ quarantinedOnly: true });
+    const chosen = released.filter((r) =>
+      'all' in selector
+        ? true
+        : 'itemId' in selector
+          ? r.itemId === selector.itemId
+          : r.poolToken === selector.poolToken,
+    );
+    if (chosen.length === 0) return [];
+    await this.pool.query('DELETE FROM pool_reaper_item_failures WHERE item_id = ANY($1::uuid[])', [
+      chosen.map((r) => r.itemId),
+    ]);
+    return chosen;
+  }
+
+  /** Quarantined rows that still exist as failed items, per type. */
+  async countQuarantined(): Promise<Record<string, number>> {
+    const { rows } = await this.pool.query<{ resource_type: string; n: string }>(
+      `SELECT p.resource_type, count(*) AS n
+         FROM pool_reaper_item_failures f JOIN pool_items p ON p.id = f.item_id
+        WHERE f.quarantined_at IS NOT NULL AND p.status = 'failed'
+        GROUP BY p.resource_type`,
+    );
+    return withKnownTypes(Object.fromEntries(rows.map((r) => [r.resource_type, Number(r.n)])));
+  }
+
+  async writeState(key: string, value: unknown): Promise<void> {
+    await this.pool.query(
+      `INSERT INTO pool_reaper_state (key, value, updated_at) VALUES ($1, $2, now())
+       ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()`,
+      [key, JSON.stringify(value)],
+    );
+  }
+
+  async readState<T>(key: string): Promise<{ value: T; updatedAt: Date } | undefined> {
+    const { rows } = await this.pool.query('SELECT value, updated_at FROM pool_reaper_state WHERE key = $1', [
+      key,
+    ]);
+    const row = rows[0];
+    return row ? { value: row.value as T, updatedAt: row.updated_at } : undefined;
+  }
+}

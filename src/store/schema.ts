@@ -1,0 +1,65 @@
+/**
+ * Schema the reaper needs. `pool_items` belongs to the provisioner and already exists in
+ * production: its creation is IF NOT EXISTS with exactly the provisioner's columns, and the
+ * reaper never alters them. Everything the reaper adds is its own table or a partial index.
+ */
+export interface Migration {
+  readonly version: number;
+  readonly name: string;
+  /** Statements run one by one, outside a transaction (CREATE INDEX CONCURRENTLY needs that). */
+  readonly statements: readonly string[];
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: 'pool_items (provisioner-owned, created only if absent)',
+    statements: [
+      `CREATE TABLE IF NOT EXISTS pool_items (
+        id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+        resource_type text NOT NULL,
+        connection_url text NOT NULL,
+        provider_resource_id text NOT NULL DEFAULT '',
+        database_name text NOT NULL DEFAULT '',
+        username text NOT NULL DEFAULT '',
+        key_prefix text NOT NULL DEFAULT '',
+        pool_token text NOT NULL DEFAULT '',
+        status text NOT NULL DEFAULT 'ready',
+        created_at timestamptz NOT NULL DEFAULT now(),
+        assigned_at timestamptz
+      )`,
+      `CREATE INDEX IF NOT EXISTS idx_pool_ready ON pool_items (resource_type, created_at) WHERE status = 'ready'`,
+    ],
+  },
+  {
+    version: 2,
+    name: 'reaper index on failed/assigned rows by age',
+    // CONCURRENTLY: the provisioner keeps claiming while this builds in production.
+    statements: [
+      `CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_pool_reaper_stale
+         ON pool_items (status, assigned_at) WHERE status IN ('failed', 'assigned')`,
+    ],
+  },
+  {
+    version: 3,
+    name: 'reaper-owned tables: item failures (quarantine) and shared state',
+    statements: [
+      `CREATE TABLE IF NOT EXISTS pool_reaper_item_failures (
+        item_id uuid PRIMARY KEY,
+        pool_token text NOT NULL,
+        resource_type text NOT NULL,
+        failures integer NOT NULL DEFAULT 0,
+        last_error_type text NOT NULL DEFAULT '',
+        last_error text NOT NULL DEFAULT '',
+        first_failed_at timestamptz NOT NULL DEFAULT now(),
+        last_failed_at timestamptz NOT NULL DEFAULT now(),
+        quarantined_at timestamptz
+      )`,
+      `CREATE TABLE IF NOT EXISTS pool_reaper_state (
+        key text PRIMARY KEY,
+        value jsonb NOT NULL,
+        updated_at timestamptz NOT NULL DEFAULT now()
+      )`,
+    ],
+  },
+];

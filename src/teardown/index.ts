@@ -1,0 +1,54 @@
+/** Safe teardown of pool items: guarded, audited, typed errors. Knows nothing of Temporal. */
+export { AUDIT_EVENTS, auditFor, auditResourceType, type DropAction, type ItemAudit } from './audit';
+export {
+  assertDroppableDatabase,
+  assertDroppableRole,
+  assertSafeToken,
+  DATABASE_PREFIXES,
+  databaseNameFor,
+  LEGACY_REDIS_USER_CHARS,
+  legacyRedisUserFor,
+  MAX_NAME_BYTES,
+  RESERVED_TOKENS,
+  redisUserFor,
+  roleNameFor,
+  SYSTEM_DATABASES,
+  SYSTEM_ROLES,
+  TOKEN_CHARSET,
+  USER_PREFIXES,
+} from './drop-guard';
+export {
+  BackendTeardownError,
+  classifyPostgresError,
+  classifyRedisError,
+  DropRefusedError,
+  type ErrorContext,
+  ForceBlockedError,
+  isPlainObjectInUse,
+  isRefusal,
+  type RefusalSite,
+  RoleStillReferencedError,
+  scrubSecrets,
+  TeardownError,
+  type TeardownErrorCategory,
+  TeardownPermissionError,
+  TransientTeardownError,
+  UnknownClusterError,
+  UnsupportedResourceTypeError,
+} from './errors';
+export {
+  createPostgresBackend,
+  type PostgresBackend,
+  type PostgresBackendOptions,
+  type PostgresPlan,
+  type TeardownCallOptions,
+} from './postgres';
+export { teardownQueueItem } from './queue';
+export {
+  createRedisBackend,
+  escapeRedisGlob,
+  type RedisBackend,
+  type RedisBackendOptions,
+  type RedisPlan,
+} from './redis';
+export { createTeardownRegistry, type TeardownRegistry, type TeardownRegistryOptions } from './registry';

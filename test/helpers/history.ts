@@ -1,0 +1,80 @@
+import type { WorkflowHandle } from '@temporalio/client';
+import { defaultPayloadConverter } from '@temporalio/common';
+import type { temporal } from '@temporalio/proto';
+
+export interface ActivityRecord {
+  readonly activity: string;
+  readonly itemId: string | undefined;
+  readonly poolToken: string | undefined;
+  readonly scheduledEventId: number;
+  readonly startedEventId: number | undefined;
+  readonly completedEventId: number | undefined;
+  readonly failedEventId: number | undefined;
+  readonly attempts: number | undefined;
+  readonly scheduledAt: number;
+  readonly closedAt: number | undefined;
+}
+
+type History = temporal.api.history.v1.IHistory;
+
+const toMs = (t: temporal.api.history.v1.IHistoryEvent['eventTime']) =>
+  t ? Number(t.seconds ?? 0) * 1000 + Math.floor((t.nanos ?? 0) / 1e6) : 0;
+
+/** Every activity in a history with its item (from its input) and the ids of its events. */
+export function activityRecords(history: History): ActivityRecord[] {
+  const byScheduled = new Map<number, ActivityRecord>();
+  for (const event of history.events ?? []) {
+    const id = Number(event.eventId);
+    const s = event.activityTaskScheduledEventAttributes;
+    if (s) {
+      const input = s.input?.payloads?.[0];
+      const arg = input
+        ? (defaultPayloadConverter.fromPayload(input) as { item?: { id?: string; poolToken?: string } })
+        : undefined;
+      byScheduled.set(id, {
+        activity: s.activityType?.name ?? '',
+        itemId: arg?.item?.id,
+        poolToken: arg?.item?.poolToken,
+        scheduledEventId: id,
+        startedEventId: undefined,
+        completedEventId: undefined,
+        failedEventId: undefined,
+        attempts: undefined,
+        scheduledAt: toMs(event.eventTime),
+        closedAt: undefined,
+      });
+      continue;
+    }
+    const started = event.activityTaskStartedEventAttributes;
+    const completed = event.activityTaskCompletedEventAttributes;
+    const failed = event.activityTaskFailedEventAttributes ?? event.activityTaskTimedOutEventAttributes;
+    const ref = Number(
+      started?.scheduledEventId ?? completed?.scheduledEventId ?? failed?.scheduledEventId ?? 0,
+    );
+    const record = byScheduled.get(ref);
+    if (!record) continue;
+    byScheduled.set(ref, {
+      ...record,
+      ...(started ? { startedEventId: id, attempts: started.attempt ?? undefined } : {}),
+      ...(completed ? { completedEventId: id, closedAt: toMs(event.eventTime) } : {}),
+      ...(failed ? { failedEventId: id, closedAt: toMs(event.eventTime) } : {}),
+    });
+  }
+  return [...byScheduled.values()];
+}
+
+/** Ids of the child workflows a history started (a pass's batches). */
+export function childWorkflowIds(history: History): string[] {
+  return (history.events ?? [])
+    .map((e) => e.startChildWorkflowExecutionInitiatedEventAttributes?.workflowId)
+    .filter((id): id is string => typeof id === 'string');
+}
+
+/** Activities of a workflow and of every child it started, recursively. */
+export async function historyOrder(handle: WorkflowHandle): Promise<ActivityRecord[]> {
+  const history = await handle.fetchHistory();
+  const records = activityRecords(history);
+  for (const id of childWorkflowIds(history))
+    records.push(...(await historyOrder(handle.client.getHandle(id))));
+  return records;
+}

@@ -1,0 +1,234 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { seedItems } from '../../src/provision/seed';
+import { TEST_POSTGRES_URL, TEST_REDIS_URL } from '../helpers/env';
+import { historyOrder } from '../helpers/history';
+import { databaseExists, roleExists } from '../helpers/postgres';
+import { createReaperHarness, type ReaperHarness } from '../helpers/reaper';
+import { aclUserExists, keysMatching, testRedis } from '../helpers/redis';
+import { insertRow } from '../helpers/rows';
+import { waitFor } from '../helpers/wait';
+
+const HOUR = 3_600_000;
+const MINUTE = 60_000;
+
+describe('reapPass on real Temporal, Postgres and Redis', () => {
+  let h: ReaperHarness;
+  const redis = testRedis();
+
+  beforeAll(async () => {
+    h = await createReaperHarness('reap_pass', {
+      postgresClusters: new Map([
+        ['local:0', TEST_POSTGRES_URL],
+        // Nothing listens on port 1: every connection is refused, a transient error.
+        ['local:1', 'postgres://postgres@127.0.0.1:1/postgres'],
+      ]),
+    });
+  });
+  afterEach(async () => {
+    await h.db.pool.query('DELETE FROM pool_items');
+    await h.db.pool.query('DELETE FROM pool_reaper_item_failures');
+  });
+  afterAll(async () => {
+    await h?.close();
+    redis.disconnect();
+  });
+
+  const provision = (
+    resourceType: 'postgres' | 'redis',
+    status: 'ready' | 'assigned' | 'failed',
+    ageMs: number,
+  ) =>
+    seedItems({
+      provisionerPool: h.db.pool,
+      adminUrl: TEST_POSTGRES_URL,
+      redisUrl: TEST_REDIS_URL,
+      count: 1,
+      resourceType,
+      status,
+      ageMs,
+    }).then(([item]) => item!);
+
+  const rowExists = async (id: string) =>
+    ((await h.db.pool.query('SELECT 1 FROM pool_items WHERE id = $1', [id])).rowCount ?? 0) > 0;
+  const counter = async (outcome: string, type: string) => {
+    const metric = await h.metrics.reapTotal.get();
+    return (
+      metric.values.find(
+        (v) =>
+          v.labels.outcome === outcome && v.labels.resource_type === type && v.labels.status === 'failed',
+      )?.value ?? 0
+    );
+  };
+
+  it('reaps a stale failed item: infra gone, row gone, counter incremented, in history order', async () => {
+    const pgItem = await provision('postgres', 'failed', HOUR);
+    const redisItem = await provision('redis', 'failed', HOUR);
+    expect(await databaseExists(`db_${pgItem.poolToken}`)).toBe(true);
+    const reapedBefore = await counter('reaped', 'postgres');
+
+    const { summary, handle } = await h.runPass();
+
+    expect(summary).toMatchObject({
+      listed: 2,
+      reaped: 2,
+      deprovisionErrors: 0,
+      deleteErrors: 0,
+      refused: 0,
+    });
+    expect(await databaseExists(`db_${pgItem.poolToken}`)).toBe(false);
+    expect(await roleExists(`usr_${pgItem.poolToken}`)).toBe(false);
+    expect(await keysMatching(redis, `${redisItem.poolToken}:*`)).toEqual([]);
+    expect(await aclUserExists(redis, `usr_${redisItem.poolToken}`)).toBe(false);
+    expect(await rowExists(pgItem.id)).toBe(false);
+    expect(await rowExists(redisItem.id)).toBe(false);
+    expect(await counter('reaped', 'postgres')).toBe(reapedBefore + 1);
+    expect(await counter('reaped', 'redis')).toBeGreaterThanOrEqual(1);
+
+    const order = await historyOrder(handle);
+    for (const item of [pgItem, redisItem]) {
+      const d = order.find((e) => e.activity === 'deprovision' && e.itemId === item.id);
+      const del = order.find((e) => e.activity === 'deleteItem' && e.itemId === item.id);
+      expect(d?.completedEventId).toBeDefined();
+      expect(del?.scheduledEventId).toBeGreaterThan(d!.completedEventId!);
+      expect(del?.poolToken).toBe(item.poolToken);
+    }
+  });
+
+  it('leaves a failed item inside the grace untouched', async () => {
+    const fresh = await provision('postgres', 'failed', 2 * MINUTE);
+    const { summary } = await h.runPass();
+    expect(summary.listed).toBe(0);
+    expect(await databaseExists(`db_${fresh.poolToken}`)).toBe(true);
+    expect(await roleExists(`usr_${fresh.poolToken}`)).toBe(true);
+    expect(await rowExists(fresh.id)).toBe(true);
+    await h.db.pool.query("UPDATE pool_items SET assigned_at = now() - interval '1 hour' WHERE id = $1", [
+      fresh.id,
+    ]);
+    await h.runPass();
+    expect(await databaseExists(`db_${fresh.poolToken}`)).toBe(false);
+  });
+
+  it('never deprovisions assigned (24h old) or ready items', async () => {
+    const assigned = await provision('postgres', 'assigned', 24 * HOUR);
+    const ready = await provision('postgres', 'ready', 24 * HOUR);
+    const assignedRedis = await provision('redis', 'assigned', 24 * HOUR);
+    const { summary } = await h.runPass();
+    expect(summary.listed).toBe(0);
+    for (const item of [assigned, ready]) {
+      expect(await databaseExists(`db_${item.poolToken}`)).toBe(true);
+      expect(await roleExists(`usr_${item.poolToken}`)).toBe(true);
+      expect(await rowExists(item.id)).toBe(true);
+    }
+    expect((await keysMatching(redis, `${assignedRedis.poolToken}:*`)).length).toBeGreaterThan(0);
+    expect(await aclUserExists(redis, `usr_${assignedRedis.poolToken}`)).toBe(true);
+    expect(summary.stuckAssigned['postgres']).toBe(1);
+    expect(summary.stuckAssigned['redis']).toBe(1);
+  });
+
+  it('keeps the row and counts deprovision_err when the cluster is unreachable', async () => {
+    const row = await insertRow(h.db.pool, {
+      resourceType: 'postgres',
+      status: 'failed',
+      ageMs: HOUR,
+      providerResourceId: 'local:1',
+    });
+    const before = await counter('deprovision_err', 'postgres');
+    const { summary, handle } = await h.runPass();
+    expect(summary).toMatchObject({ listed: 1, reaped: 0, deprovisionErrors: 1, refused: 0 });
+    expect(summary.errors[0]?.poolToken).toBe(row.poolToken);
+    expect(await rowExists(row.id)).toBe(true);
+    expect(await counter('deprovision_err', 'postgres')).toBe(before + 1);
+    const order = await historyOrder(handle);
+    expect(order.some((e) => e.activity === 'deleteItem')).toBe(false);
+    // Transient: retried, and not counted towards quarantine.
+    expect(order.find((e) => e.activity === 'deprovision')?.attempts).toBe(3);
+    expect((await h.store.listFailures()).length).toBe(0);
+  });
+
+  it('refuses an unconfigured cluster without touching anything, and quarantines after N passes', async () => {
+    const row = await insertRow(h.db.pool, {
+      resourceType: 'postgres',
+      status: 'failed',
+      ageMs: HOUR,
+      providerResourceId: 'local:9',
+    });
+    const empty = await insertRow(h.db.pool, {
+      resourceType: 'redis',
+      status: 'failed',
+      ageMs: HOUR,
+      poolToken: '',
+    });
+    for (let pass = 1; pass <= h.settings.quarantineAfter; pass++) {
+      const { summary } = await h.runPass();
+      expect(summary.refused).toBe(2);
+      expect(summary.errors.map((e) => e.errorType).sort()).toEqual([
+        'DropRefusedError',
+        'UnknownClusterError',
+      ]);
+    }
+    expect(await rowExists(row.id)).toBe(true);
+    expect(await rowExists(empty.id)).toBe(true);
+    const quarantined = await h.store.listFailures({ quarantinedOnly: true });
+    expect(quarantined.map((q) => q.itemId).sort()).toEqual([row.id, empty.id].sort());
+    expect(quarantined.every((q) => q.failures === h.settings.quarantineAfter)).toBe(true);
+    expect(await counter('refused', 'postgres')).toBeGreaterThanOrEqual(3);
+
+    const { summary } = await h.runPass();
+    expect(summary.listed).toBe(0);
+    const scraped = await h.metrics.registry.getSingleMetricAsString('instant_pool_quarantined_items');
+    expect(scraped).toContain('instant_pool_quarantined_items{resource_type="postgres"} 1');
+    expect(scraped).toContain('instant_pool_quarantined_items{resource_type="redis"} 1');
+
+    const released = await h.store.releaseQuarantine({ itemId: row.id });
+    expect(released.map((r) => r.itemId)).toEqual([row.id]);
+    expect((await h.runPass()).summary.listed).toBe(1);
+  });
+
+  it('reaps exactly the batch limit (50) of 55 stale failed items in one pass', async () => {
+    const items = await Promise.all(
+      Array.from({ length: 55 }, (_, i) =>
+        insertRow(h.db.pool, { resourceType: 'queue', status: 'failed', ageMs: HOUR + i * 1000 }),
+      ),
+    );
+    const { summary } = await h.runPass();
+    expect(summary).toMatchObject({ listed: 50, reaped: 50, batchFull: true, batchLimit: 50 });
+    const left = (await h.db.pool.query<{ id: string }>('SELECT id FROM pool_items')).rows.map((r) => r.id);
+    // Oldest first: the five youngest remain.
+    const youngest = [...items]
+      .sort((a, b) => a.ageMs - b.ageMs)
+      .slice(0, 5)
+      .map((i) => i.id);
+    expect(left.sort()).toEqual(youngest.sort());
+  });
+
+  it('reports stuck assigned items on the gauge: 1, then 0 when the row goes away', async () => {
+    const stuck = await insertRow(h.db.pool, { resourceType: 'redis', status: 'assigned', ageMs: 2 * HOUR });
+    await h.runPass();
+    const gauge = () => h.metrics.registry.getSingleMetricAsString('instant_pool_stuck_assigned');
+    expect(await gauge()).toContain('instant_pool_stuck_assigned{resource_type="redis"} 1');
+    expect(await gauge()).toContain('instant_pool_stuck_assigned{resource_type="postgres"} 0');
+    await h.db.pool.query('DELETE FROM pool_items WHERE id = $1', [stuck.id]);
+    await h.runPass();
+    expect(await gauge()).toContain('instant_pool_stuck_assigned{resource_type="redis"} 0');
+  });
+
+  it('finds the pass that reaped a token with one visibility query', async () => {
+    const item = await insertRow(h.db.pool, { resourceType: 'queue', status: 'failed', ageMs: HOUR });
+    const { handle } = await h.runPass();
+    const found = await waitFor(
+      async () => {
+        const ids: string[] = [];
+        for await (const wf of h.temporal.client.workflow.list({
+          query: `ReapedPoolTokens = '${item.poolToken}'`,
+        })) {
+          ids.push(wf.workflowId);
+        }
+        return ids;
+      },
+      (ids) => ids.length > 0,
+      { what: 'visibility to index the pass' },
+    );
+    // The batch that reaped it: its id carries the pass's id.
+    expect(found).toEqual([`${handle.workflowId}-batch-1`]);
+  });
+});

@@ -1,0 +1,106 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, clusterOf, ENV_DEFAULTS, loadConfig } from '../../src/config';
+
+describe('loadConfig', () => {
+  it('works with no environment at all, pointing at the local services', () => {
+    const config = loadConfig({});
+    expect(config.taskQueue).toBe('pool-reaper');
+    expect(config.tickerWorkflowId).toBe('pool-reaper');
+    expect(config.provisionerDatabaseUrl).toBe(ENV_DEFAULTS.PROVISIONER_DATABASE_URL);
+    expect(config.postgresClusters.get('local:0')).toBe(ENV_DEFAULTS.POSTGRES_ADMIN_URL);
+    expect(config.redisClusters.get('local:0')).toBe(ENV_DEFAULTS.REDIS_URL);
+    expect(config.metricsPort).toBe(9464);
+    expect(config.tickMs).toBe(30_000);
+    expect(config.failedGraceMs).toBe(600_000);
+    expect(config.stuckAssignedGraceMs).toBe(1_800_000);
+    expect(config.batchLimit).toBe(50);
+    expect(config.concurrency).toBe(8);
+    expect(config.reclaimOrphans).toBe(false);
+    expect(config.platformDatabaseUrl).toBeUndefined();
+  });
+
+  it('accepts durations like 30s, 10m, 1h and 500ms', () => {
+    const config = loadConfig({
+      REAPER_TICK: '500ms',
+      REAPER_FAILED_GRACE: '1h',
+      REAPER_STUCK_ASSIGNED_GRACE: '45m',
+    });
+    expect(config.tickMs).toBe(500);
+    expect(config.failedGraceMs).toBe(3_600_000);
+    expect(config.stuckAssignedGraceMs).toBe(2_700_000);
+  });
+
+  it('reads extra clusters as local:<n>=<url> pairs', () => {
+    const config = loadConfig({
+      POSTGRES_ADMIN_URLS: 'local:1=postgres://a@h1/postgres, local:2=postgres://b@h2/postgres',
+      REDIS_URLS: 'local:1=redis://h3:6379',
+    });
+    expect([...config.postgresClusters.keys()]).toEqual(['local:0', 'local:1', 'local:2']);
+    expect(config.postgresClusters.get('local:2')).toBe('postgres://b@h2/postgres');
+    expect(config.redisClusters.get('local:1')).toBe('redis://h3:6379');
+  });
+
+  const bad: [string, Record<string, string>, RegExp][] = [
+    ['REAPER_TICK', { REAPER_TICK: 'soon' }, /^REAPER_TICK: expected a positive duration/],
+    ['REAPER_TICK', { REAPER_TICK: '30' }, /^REAPER_TICK: expected a positive duration.*"30"/],
+    ['REAPER_FAILED_GRACE', { REAPER_FAILED_GRACE: '-5m' }, /^REAPER_FAILED_GRACE: /],
+    [
+      'REAPER_BATCH_LIMIT',
+      { REAPER_BATCH_LIMIT: '0' },
+      /^REAPER_BATCH_LIMIT: expected an integer from 1 to 500/,
+    ],
+    ['REAPER_BATCH_LIMIT', { REAPER_BATCH_LIMIT: '12abc' }, /^REAPER_BATCH_LIMIT: /],
+    [
+      'REAPER_CONCURRENCY',
+      { REAPER_CONCURRENCY: '1000' },
+      /^REAPER_CONCURRENCY: expected an integer from 1 to 64/,
+    ],
+    ['METRICS_PORT', { METRICS_PORT: 'http' }, /^METRICS_PORT: /],
+    [
+      'PROVISIONER_DATABASE_URL',
+      { PROVISIONER_DATABASE_URL: 'mysql://x/y' },
+      /^PROVISIONER_DATABASE_URL: .*mysql:/,
+    ],
+    ['POSTGRES_ADMIN_URL', { POSTGRES_ADMIN_URL: 'not a url' }, /^POSTGRES_ADMIN_URL: /],
+    ['REDIS_URL', { REDIS_URL: 'postgres://x' }, /^REDIS_URL: /],
+    ['POSTGRES_ADMIN_URLS', { POSTGRES_ADMIN_URLS: 'cluster9=postgres://x/y' }, /^POSTGRES_ADMIN_URLS: /],
+    [
+      'POSTGRES_ADMIN_URLS',
+      { POSTGRES_ADMIN_URLS: 'local:0=postgres://x/y' },
+      /^POSTGRES_ADMIN_URLS: .*local:0 twice/,
+    ],
+    ['REAPER_RECLAIM_ORPHANS', { REAPER_RECLAIM_ORPHANS: 'maybe' }, /^REAPER_RECLAIM_ORPHANS: /],
+    ['LOG_LEVEL', { LOG_LEVEL: 'loud' }, /^LOG_LEVEL: /],
+    ['TEMPORAL_TASK_QUEUE', { TEMPORAL_TASK_QUEUE: 'a queue' }, /^TEMPORAL_TASK_QUEUE: /],
+  ];
+  it.each(bad)('refuses a bad %s with one line naming it', (variable, env, message) => {
+    let caught: unknown;
+    try {
+      loadConfig(env);
+    } catch (err) {
+      caught = err;
+    }
+    expect(caught).toBeInstanceOf(ConfigError);
+    const error = caught as ConfigError;
+    expect(error.variable.startsWith(variable)).toBe(true);
+    expect(error.message).toMatch(message);
+    expect(error.message).not.toContain('\n');
+  });
+
+  it('never echoes a URL that may carry a password', () => {
+    expect(() => loadConfig({ POSTGRES_ADMIN_URL: 'ftp://admin:hunter2@db/x' })).toThrow(ConfigError);
+    try {
+      loadConfig({ POSTGRES_ADMIN_URL: 'ftp://admin:hunter2@db/x' });
+    } catch (err) {
+      expect((err as Error).message).not.toContain('hunter2');
+    }
+  });
+});
+
+describe('clusterOf', () => {
+  it('reads the cluster from provider_resource_id, empty meaning local:0', () => {
+    expect(clusterOf('')).toBe('local:0');
+    expect(clusterOf('local:3')).toBe('local:3');
+    expect(clusterOf('local:1;pooltok:pool-x')).toBe('local:1');
+  });
+});
