@@ -4,9 +4,7 @@
 #   docker run --rm -e TEMPORAL_ADDRESS=... pool-reaper         # the worker (default command)
 #   docker run --rm pool-reaper migrate --create-database     # one-shot schema migration
 
-ARG NODE_IMAGE=node:20-bookworm-slim
-
-FROM ${NODE_IMAGE} AS build
+FROM node:20-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 # --ignore-scripts: `prepare` would run the build before the sources are copied. No runtime
@@ -20,7 +18,7 @@ COPY activities ./activities
 RUN npm run build \
  && npm prune --omit=dev --ignore-scripts --no-audit --no-fund
 
-FROM ${NODE_IMAGE}
+FROM node:20-bookworm-slim
 ENV NODE_ENV=production
 WORKDIR /app
 COPY --from=build /app/package.json ./package.json

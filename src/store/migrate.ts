@@ -22,6 +22,7 @@ export async function ensureDatabase(url: string): Promise<boolean> {
   const maintenance = new URL(url);
   maintenance.pathname = '/postgres';
   const client = new pg.Client({ connectionString: maintenance.toString() });
+  client.on('error', () => undefined); // surfaced by the failing query instead
   await client.connect();
   try {
     const { rowCount } = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [dbName]);
@@ -39,12 +40,30 @@ export async function ensureDatabase(url: string): Promise<boolean> {
   }
 }
 
+/**
+ * Polls a try-lock instead of blocking in pg_advisory_lock: a session blocked there holds a
+ * snapshot, which CREATE INDEX CONCURRENTLY in the lock holder would wait for (a deadlock).
+ */
+async function acquireMigrationLock(client: pg.Client, timeoutMs = 300_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const { rows } = await client.query<{ locked: boolean }>('SELECT pg_try_advisory_lock($1) AS locked', [
+      MIGRATION_LOCK_KEY,
+    ]);
+    if (rows[0]?.locked) return;
+    if (Date.now() > deadline)
+      throw new MigrationError(`another migration held the lock for ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}
+
 /** Applies pending migrations in order; safe to run from several replicas at once. */
 export async function migrate(url: string, log?: Logger): Promise<MigrateResult> {
   const client = new pg.Client({ connectionString: url, application_name: 'pool-reaper-migrate' });
+  client.on('error', (err) => log?.warn({ err: err.message }, 'migration connection error'));
   await client.connect();
   try {
-    await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_KEY]);
+    await acquireMigrationLock(client);
     await client.query(`CREATE TABLE IF NOT EXISTS pool_reaper_migrations (
       version integer PRIMARY KEY,
       name text NOT NULL,

@@ -150,7 +150,10 @@ export function createRedisBackend(options: RedisBackendOptions): RedisBackend {
     const scanKeys = async (unlink: boolean): Promise<number> => {
       let cursor = '0';
       let total = 0;
+      let steps = 0;
       do {
+        // A large shared keyspace takes many SCAN steps: keep the caller's heartbeat going.
+        if (++steps % 200 === 0) progress(`${unlink ? 'unlink_keys' : 'confirm'}: ${steps} scan steps`);
         const [next, found] = await command('scan', keyPattern, () =>
           client.scan(cursor, 'MATCH', keyPattern, 'COUNT', scanCount),
         );

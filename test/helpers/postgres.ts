@@ -21,6 +21,7 @@ export async function adminQuery<R extends pg.QueryResultRow = pg.QueryResultRow
   params: unknown[] = [],
 ): Promise<pg.QueryResult<R>> {
   const client = new pg.Client({ connectionString: TEST_POSTGRES_URL });
+  client.on('error', () => undefined);
   await client.connect();
   try {
     return await client.query<R>(sql, params);
