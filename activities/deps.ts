@@ -1,5 +1,6 @@
 import type { Logger } from '../src/logger';
 import type { ReaperMetrics } from '../src/metrics';
+import type { PlatformLookup } from '../src/platform/platform-store';
 import type { PoolItemRef, TeardownResult } from '../src/shared/types';
 import type { PoolStore } from '../src/store/pool-store';
 
@@ -17,7 +18,13 @@ export interface ActivitySettings {
   readonly quarantineAfter: number;
   /** How often a running deprovision heartbeats while it waits on Postgres. */
   readonly heartbeatIntervalMs?: number;
+  /** REAPER_RECLAIM_ORPHANS: tear down orphaned assigned items (needs `platform`). Default false. */
+  readonly reclaimOrphans?: boolean;
+  /** REAPER_ORPHAN_GRACE: an orphan is reclaimed only once assigned this long. Default 24h. */
+  readonly orphanGraceMs?: number;
 }
+
+export const DEFAULT_ORPHAN_GRACE_MS = 24 * 3_600_000;
 
 export interface ActivityDeps {
   readonly store: PoolStore;
@@ -25,6 +32,14 @@ export interface ActivityDeps {
   readonly settings: ActivitySettings;
   readonly metrics: ReaperMetrics;
   readonly log: Logger;
+  /** The platform database (PLATFORM_DATABASE_URL), read only; absent when not configured. */
+  readonly platform?: PlatformLookup;
+}
+
+/** Orphan reclamation runs only with the opt-in AND a platform database to ask. */
+export function orphanReclamation(deps: ActivityDeps): { platform: PlatformLookup; graceMs: number } | undefined {
+  if (deps.settings.reclaimOrphans !== true || deps.platform === undefined) return undefined;
+  return { platform: deps.platform, graceMs: deps.settings.orphanGraceMs ?? DEFAULT_ORPHAN_GRACE_MS };
 }
 
 /** Keys of the reaper's shared state rows (pool_reaper_state). */

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { Client } from '@temporalio/client';
 import { makeTelemetryFilterString, NativeConnection, Runtime, Worker } from '@temporalio/worker';
@@ -29,6 +30,14 @@ export function snapshotReader(store: PoolStore): () => Promise<SharedSnapshot> 
       lastPassCompletedAt: lastPass ? new Date(lastPass.value.finishedAt) : undefined,
     };
   };
+}
+
+/** The bundle `npm run build` wrote, or the workflow sources when running unbuilt. */
+function workflowSource(): { workflowBundle: { codePath: string } } | { workflowsPath: string } {
+  const bundle = path.resolve(__dirname, '..', 'workflow-bundle.js');
+  return existsSync(bundle)
+    ? { workflowBundle: { codePath: bundle } }
+    : { workflowsPath: path.join(__dirname, '..', 'workflows') };
 }
 
 let runtimeInstalled = false;
@@ -95,7 +104,7 @@ export async function startWorker(
     connection,
     namespace: target.namespace,
     taskQueue: config.taskQueue,
-    workflowsPath: path.join(__dirname, '..', 'workflows'),
+    ...workflowSource(),
     activities: createActivities({
       store,
       teardown,

@@ -35,11 +35,12 @@ export interface BatchResult {
 
 function deprovisionActivity(item: PoolItemRef, options: ReapPassOptions) {
   const retry = options.deprovisionRetry ?? {};
+  const timeouts = options.activityTimeouts ?? {};
   return proxyActivities<Activities>({
     // A drop waits for a checkpoint: seconds on a busy cluster. The heartbeat catches a dead
     // worker in seconds instead of waiting out startToClose.
-    startToCloseTimeout: '5 minutes',
-    heartbeatTimeout: '30 seconds',
+    startToCloseTimeout: timeouts.deprovisionStartToCloseMs ?? '5 minutes',
+    heartbeatTimeout: timeouts.deprovisionHeartbeatMs ?? '30 seconds',
     retry: {
       initialInterval: retry.initialIntervalMs ?? 1000,
       backoffCoefficient: 2,
@@ -51,9 +52,9 @@ function deprovisionActivity(item: PoolItemRef, options: ReapPassOptions) {
   }).deprovision;
 }
 
-function deleteItemActivity(item: PoolItemRef) {
+function deleteItemActivity(item: PoolItemRef, options: ReapPassOptions) {
   return proxyActivities<Activities>({
-    startToCloseTimeout: '30 seconds',
+    startToCloseTimeout: options.activityTimeouts?.deleteStartToCloseMs ?? '30 seconds',
     retry: { initialInterval: '1 second', maximumInterval: '10 seconds', maximumAttempts: 5 },
     summary: `delete row ${item.resourceType} ${item.poolToken}`,
   }).deleteItem;
@@ -138,7 +139,7 @@ export async function reapBatch({ items, options }: ReapBatchInput): Promise<Bat
     }
     // Only now, with the infra confirmed freed, may the row go.
     try {
-      const { deleted } = await deleteItemActivity(item)({ item });
+      const { deleted } = await deleteItemActivity(item, options)({ item });
       if (deleted) reapedTokens.push(item.poolToken);
       record(item, deleted ? 'reaped' : 'skipped');
     } catch (err) {

@@ -43,10 +43,32 @@ export interface ReapPassOptions {
     readonly initialIntervalMs?: number;
     readonly maximumIntervalMs?: number;
   };
+  /**
+   * Activity timeouts of each item's deprovision and delete. Unset in production (deprovision:
+   * heartbeat 30 s, start-to-close 5 min; delete: start-to-close 30 s); tests lower them so the
+   * activities of a killed worker are retried in seconds.
+   */
+  readonly activityTimeouts?: {
+    readonly deprovisionHeartbeatMs?: number;
+    readonly deprovisionStartToCloseMs?: number;
+    readonly deleteStartToCloseMs?: number;
+  };
+}
+
+/**
+ * What an orphan's deprovision and delete require of its row: still `assigned`, with the
+ * same `assigned_at` as when it was classified. Absent for failed items.
+ */
+export interface AssignedExpectation {
+  readonly status: 'assigned';
+  /** `assigned_at` as listed: ISO 8601, UTC, microseconds (what Postgres compares exactly). */
+  readonly assignedAt: string;
 }
 
 export interface DeprovisionInput {
   readonly item: PoolItemRef;
+  /** Set only for an orphaned assigned item (opt-in reclamation); failed items omit it. */
+  readonly expect?: AssignedExpectation;
 }
 
 export type DeprovisionResult =
@@ -56,6 +78,8 @@ export type DeprovisionResult =
 
 export interface DeleteItemInput {
   readonly item: PoolItemRef;
+  /** Set only for an orphan: the row goes only if still assigned with this assigned_at. */
+  readonly expect?: AssignedExpectation;
 }
 
 export interface DeleteItemResult {
@@ -67,9 +91,89 @@ export interface ListStaleFailedResult {
   readonly batchLimit: number;
 }
 
+/**
+ * How the platform database classifies an assigned item older than the stuck grace:
+ * bound to a live resource, bound to a resource in a terminal status, or bound to none.
+ * `unknown` only when the platform check failed (nothing is classified then).
+ */
+export const ASSIGNED_CLASSES = ['bound_live', 'bound_terminal', 'orphan', 'unknown'] as const;
+export type AssignedClass = (typeof ASSIGNED_CLASSES)[number];
+
+/** Why a platform check failed closed; the `reason` label of instant_pool_platform_check_failures_total. */
+export type PlatformCheckFailureReason =
+  | 'connection'
+  | 'timeout'
+  | 'query'
+  | 'empty_inventory'
+  | 'no_bindings';
+
+export type PlatformCheckStatus =
+  | { readonly status: 'not_configured' }
+  | { readonly status: 'ok' }
+  | { readonly status: 'failed'; readonly reason: PlatformCheckFailureReason; readonly message: string };
+
+/** An assigned item as the orphan audit lists it. */
+export interface AssignedItemRef extends PoolItemRef {
+  /** `assigned_at`: ISO 8601, UTC, microseconds. */
+  readonly assignedAt: string;
+  /** Age since assigned_at when it was listed. */
+  readonly ageMs: number;
+}
+
+/** Most orphans a report or summary lists by name; counts are always complete. */
+export const MAX_ORPHANS_LISTED = 20;
+
+/**
+ * Most orphans one pass reclaims: their tokens must fit one ReapedPoolTokens value (2 KiB);
+ * a token that passes the drop guard is at most 63 ASCII bytes, 66 JSON-encoded with a comma.
+ */
+export const MAX_ORPHANS_RECLAIMED_PER_PASS = 25;
+
+export interface OrphanAudit {
+  /** Orphans found this pass (all of them). */
+  readonly total: number;
+  /** The oldest ones, at most MAX_ORPHANS_LISTED. */
+  readonly items: readonly AssignedItemRef[];
+  /** REAPER_RECLAIM_ORPHANS on the worker that classified them. */
+  readonly reclaim: boolean;
+}
+
 export interface StuckAssignedReport {
-  /** Per resource type; every known type present, 0 when none. */
+  /**
+   * Per resource type; every known type present, 0 when none. Orphans only when the
+   * platform check succeeded; every stuck assigned item otherwise.
+   */
   readonly stuck: Readonly<Record<string, number>>;
+  /** Per type and class; absent when no platform database is configured. */
+  readonly classes?: Readonly<Record<string, Readonly<Record<AssignedClass, number>>>>;
+  readonly platformCheck?: PlatformCheckStatus;
+  readonly orphans?: OrphanAudit;
+  /**
+   * Orphans past the orphan grace to reclaim now: only when reclamation is enabled and the
+   * platform check succeeded, oldest first, at most MAX_ORPHANS_RECLAIMED_PER_PASS.
+   */
+  readonly reclaimable?: readonly AssignedItemRef[];
+}
+
+export interface RecheckOrphanInput {
+  readonly item: PoolItemRef;
+  readonly assignedAt: string;
+}
+
+export type RecheckOrphanResult =
+  | { readonly orphan: true }
+  | { readonly orphan: false; readonly reason: string };
+
+/** What reclaiming a pass's orphans did; outcomes count under instant_pool_reap_total{status="assigned"}. */
+export interface OrphanReclaimSummary {
+  readonly attempted: number;
+  readonly reclaimed: number;
+  readonly skipped: number;
+  readonly refused: number;
+  readonly deprovisionErrors: number;
+  readonly deleteErrors: number;
+  readonly outcomes: readonly OutcomeCount[];
+  readonly errors: readonly ItemError[];
 }
 
 export interface ItemError {
@@ -105,4 +209,12 @@ export interface PassSummary {
   readonly outcomes: readonly OutcomeCount[];
   /** The first few failures, for the UI and the CLI; counts above are complete. */
   readonly errors: readonly ItemError[];
+  /** Whether the stuck assigned items could be classified against the platform database. */
+  readonly platformCheck?: PlatformCheckStatus;
+  /** Stuck assigned items per type and class (when a platform database is configured). */
+  readonly assignedClasses?: Readonly<Record<string, Readonly<Record<AssignedClass, number>>>>;
+  /** Orphaned assigned items found this pass. */
+  readonly orphans?: OrphanAudit;
+  /** Present when this pass reclaimed orphans (REAPER_RECLAIM_ORPHANS=true). */
+  readonly orphanReclaim?: OrphanReclaimSummary;
 }

@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { type PoolItemRef, RESOURCE_TYPES } from '../shared/types';
+import { type AssignedItemRef, type PoolItemRef, RESOURCE_TYPES } from '../shared/types';
 
 /** Another reaper (or a provisioner transaction) holds the row: try again shortly. */
 export class ItemLockedError extends Error {
@@ -33,6 +33,51 @@ export type ReleaseSelector =
   | { readonly itemId: string }
   | { readonly poolToken: string }
   | { readonly all: true };
+
+/**
+ * What a locked teardown requires of its row. `failed`: still failed and past the failed
+ * grace (as listed). `assigned` (an orphan): still assigned with exactly the listed
+ * assigned_at, the same type and cluster, and past the orphan grace.
+ */
+export type RowExpectation =
+  | { readonly status: 'failed'; readonly graceMs: number }
+  | { readonly status: 'assigned'; readonly graceMs: number; readonly assignedAt: string };
+
+/** A stuck assigned row, as the orphan audit lists it. */
+export interface StuckAssignedRow extends AssignedItemRef {
+  /** Left out of reclamation after repeated needs-an-operator failures. */
+  readonly quarantined: boolean;
+}
+
+interface LockedRow {
+  status: string;
+  pool_token: string;
+  resource_type: string;
+  provider_resource_id: string;
+  stale: boolean | null;
+  same_assigned_at: boolean | null;
+}
+
+/** Why the row is no longer the one the caller expects, or undefined when it still is. */
+function rowMismatch(row: LockedRow | undefined, item: PoolItemRef, expected: RowExpectation): string | undefined {
+  if (!row) return 'row no longer exists';
+  if (row.pool_token !== item.poolToken) return 'row pool_token changed since listing';
+  if (expected.status === 'failed') {
+    // Exactly the checks a stale failed item has always had.
+    if (row.status !== 'failed') return `row status is now ${row.status}`;
+    if (!row.stale) return 'row is no longer past the failed grace';
+    return undefined;
+  }
+  if (row.status !== 'assigned') return `row status is now ${row.status}`;
+  if (row.same_assigned_at !== true) return 'row assigned_at changed since listing';
+  if (row.resource_type !== item.resourceType) return 'row resource_type changed since listing';
+  if (row.provider_resource_id !== item.providerResourceId) return 'row provider_resource_id changed since listing';
+  if (!row.stale) return 'row is not past the orphan grace';
+  return undefined;
+}
+
+/** assigned_at as ISO 8601 in UTC with microseconds, so it compares exactly when sent back. */
+const ASSIGNED_AT_TEXT = `to_char(p.assigned_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
 
 const secs = (ms: number) => ms / 1000;
 
@@ -106,18 +151,33 @@ export class PoolStore {
     graceMs: number,
     fn: () => Promise<T>,
   ): Promise<LockedRun<T>> {
+    return this.withItemLocked(item, { status: 'failed', graceMs }, fn);
+  }
+
+  /**
+   * Runs `fn` while holding the item's row lock (FOR UPDATE NOWAIT), only if the row still
+   * matches `expected`; otherwise nothing runs and the reason is returned. Claim and Discard
+   * both update the row, so neither can move it while `fn` runs.
+   */
+  async withItemLocked<T>(
+    item: PoolItemRef,
+    expected: RowExpectation,
+    fn: () => Promise<T>,
+  ): Promise<LockedRun<T>> {
     const client = await this.pool.connect();
     let broken = false;
     try {
       await client.query('BEGIN');
       // A worker that hangs must not hold the row forever.
       await client.query("SET LOCAL idle_in_transaction_session_timeout = '15min'");
-      let rows: { status: string; pool_token: string; stale: boolean }[];
+      let rows: LockedRow[];
       try {
-        ({ rows } = await client.query(
-          `SELECT status, pool_token, assigned_at < now() - make_interval(secs => $2) AS stale
+        ({ rows } = await client.query<LockedRow>(
+          `SELECT status, pool_token, resource_type, provider_resource_id,
+                  assigned_at < now() - make_interval(secs => $2) AS stale,
+                  assigned_at = $3::timestamptz AS same_assigned_at
              FROM pool_items WHERE id = $1 FOR UPDATE NOWAIT`,
-          [item.id, secs(graceMs)],
+          [item.id, secs(expected.graceMs), expected.status === 'assigned' ? expected.assignedAt : null],
         ));
       } catch (err) {
         if ((err as { code?: string }).code === '55P03') {
@@ -125,12 +185,7 @@ export class PoolStore {
         }
         throw err;
       }
-      const row = rows[0];
-      let reason: string | undefined;
-      if (!row) reason = 'row no longer exists';
-      else if (row.pool_token !== item.poolToken) reason = 'row pool_token changed since listing';
-      else if (row.status !== 'failed') reason = `row status is now ${row.status}`;
-      else if (!row.stale) reason = 'row is no longer past the failed grace';
+      const reason = rowMismatch(rows[0], item, expected);
       if (reason !== undefined) {
         await client.query('ROLLBACK');
         return { ran: false, reason };
@@ -146,6 +201,18 @@ export class PoolStore {
     } finally {
       client.release(broken);
     }
+  }
+
+  /** Without a lock: why the row is no longer the orphan that was listed, or undefined. */
+  async assignedRowMismatch(item: PoolItemRef, assignedAt: string, graceMs: number): Promise<string | undefined> {
+    const { rows } = await this.pool.query<LockedRow>(
+      `SELECT status, pool_token, resource_type, provider_resource_id,
+              assigned_at < now() - make_interval(secs => $2) AS stale,
+              assigned_at = $3::timestamptz AS same_assigned_at
+         FROM pool_items WHERE id = $1`,
+      [item.id, secs(graceMs), assignedAt],
+    );
+    return rowMismatch(rows[0], item, { status: 'assigned', graceMs, assignedAt });
   }
 
   /** Deletes the row only if it is still the same failed item; forgets its failure record. */
@@ -166,6 +233,59 @@ export class PoolStore {
     } finally {
       client.release();
     }
+  }
+
+  /**
+   * Deletes an orphan's row only if it is still assigned with the assigned_at it was listed
+   * with (a Claim or Discard since then changes it); forgets its failure record.
+   */
+  async deleteAssignedItem(item: PoolItemRef, assignedAt: string): Promise<boolean> {
+    const client = await this.pool.connect();
+    try {
+      await client.query('BEGIN');
+      const { rowCount } = await client.query(
+        `DELETE FROM pool_items
+          WHERE id = $1 AND pool_token = $2 AND status = 'assigned' AND assigned_at = $3::timestamptz`,
+        [item.id, item.poolToken, assignedAt],
+      );
+      if (rowCount) await client.query('DELETE FROM pool_reaper_item_failures WHERE item_id = $1', [item.id]);
+      await client.query('COMMIT');
+      return (rowCount ?? 0) > 0;
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw err;
+    } finally {
+      client.release();
+    }
+  }
+
+  /** Every assigned row older than the stuck grace, oldest first: small records, never connection URLs. */
+  async listStuckAssigned(graceMs: number): Promise<StuckAssignedRow[]> {
+    const { rows } = await this.pool.query<{
+      id: string;
+      resource_type: string;
+      pool_token: string;
+      provider_resource_id: string;
+      assigned_at: string;
+      age_ms: number;
+      quarantined: boolean;
+    }>(
+      `SELECT p.id, p.resource_type, p.pool_token, p.provider_resource_id,
+              ${ASSIGNED_AT_TEXT} AS assigned_at,
+              (extract(epoch FROM now() - p.assigned_at) * 1000)::float8 AS age_ms,
+              EXISTS (SELECT 1 FROM pool_reaper_item_failures f
+                       WHERE f.item_id = p.id AND f.quarantined_at IS NOT NULL) AS quarantined
+         FROM pool_items p
+        WHERE p.status = 'assigned' AND p.assigned_at < now() - make_interval(secs => $1)
+        ORDER BY p.assigned_at ASC, p.id`,
+      [secs(graceMs)],
+    );
+    return rows.map((r) => ({
+      ...toRef(r),
+      assignedAt: r.assigned_at,
+      ageMs: Math.round(r.age_ms),
+      quarantined: r.quarantined,
+    }));
   }
 
   async countStuckAssigned(graceMs: number): Promise<Record<string, number>> {

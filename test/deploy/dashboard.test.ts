@@ -38,6 +38,19 @@ const SDK_METRICS = new Set([
 ]);
 const SDK_HISTOGRAMS = [...SDK_METRICS].filter((n) => n.endsWith('_latency'));
 
+/** Grafana's `${datasource}` variable, spelled so it is no template placeholder here. */
+const DATASOURCE = { type: 'prometheus', uid: `\${datasource}` };
+
+interface Panel {
+  id: number;
+  type: string;
+  title: string;
+  gridPos: { x: number; y: number; w: number; h: number };
+  datasource?: unknown;
+  targets?: Array<{ datasource?: unknown; refId?: string; expr?: string }>;
+  panels?: Panel[];
+}
+
 const REAPER_HISTOGRAMS: string[] = [METRIC_NAMES.passDuration];
 
 /** Every name a scrape of the worker's two ports can show, series suffixes included. */
@@ -72,9 +85,9 @@ describe('metricNamesInPromql', () => {
         'time() - instant_pool_reap_last_pass_completed_timestamp_seconds offset 5m > bool 3 * 30 or absent(x_total) + on(job) group_left up2 == Inf',
       ),
     ).toEqual(['instant_pool_reap_last_pass_completed_timestamp_seconds', 'up2', 'x_total']);
-    expect(metricNamesInPromql('rate(a_total[${__range}]) / rate(b_total[$interval:1m]) * $scale + 1e3 - 0x1f')).toEqual(
-      ['a_total', 'b_total'],
-    );
+    expect(
+      metricNamesInPromql(`rate(a_total[\${__range}]) / rate(b_total[$interval:1m]) * $scale + 1e3 - 0x1f`),
+    ).toEqual(['a_total', 'b_total']);
     expect(metricNamesInPromql('sum without (instance) (c_total @ start())')).toEqual(['c_total']);
   });
 
@@ -84,7 +97,9 @@ describe('metricNamesInPromql', () => {
   });
 
   it('keeps recording-rule style names with colons', () => {
-    expect(metricNamesInPromql('job:instant_pool_reap_total:rate5m > 0')).toEqual(['job:instant_pool_reap_total:rate5m']);
+    expect(metricNamesInPromql('job:instant_pool_reap_total:rate5m > 0')).toEqual([
+      'job:instant_pool_reap_total:rate5m',
+    ]);
   });
 });
 
@@ -141,7 +156,9 @@ describe('metricNamesInQueries', () => {
   });
 
   it('accepts parsed objects and the { dashboard } envelope of the Grafana API', () => {
-    expect(metricNamesInQueries({ dashboard }, { groups: [] })).toEqual(metricNamesInQueries(dashboard, 'groups: []'));
+    expect(metricNamesInQueries({ dashboard }, { groups: [] })).toEqual(
+      metricNamesInQueries(dashboard, 'groups: []'),
+    );
     expect(metricNamesInQueries({}, '')).toEqual([]);
   });
 });
@@ -149,25 +166,27 @@ describe('metricNamesInQueries', () => {
 describe('the shipped dashboard', () => {
   const text = readFileSync(DASHBOARD_FILE, 'utf8');
   const dashboard = JSON.parse(text);
-  const panels: Array<Record<string, any>> = dashboard.panels.flatMap((p: Record<string, any>) => [p, ...(p.panels ?? [])]);
+  const panels: Panel[] = dashboard.panels.flatMap((p: Panel) => [p, ...(p.panels ?? [])]);
   const queryPanels = panels.filter((p) => p.type !== 'row');
 
   it('is a provisionable dashboard with a Prometheus data source variable', () => {
     expect(dashboard.uid).toBe('pool-reaper');
     expect(dashboard.schemaVersion).toBeGreaterThanOrEqual(36);
-    const variable = dashboard.templating.list.find((v: Record<string, unknown>) => v['name'] === 'datasource');
+    const variable = dashboard.templating.list.find(
+      (v: Record<string, unknown>) => v['name'] === 'datasource',
+    );
     expect(variable).toMatchObject({ type: 'datasource', query: 'prometheus' });
     const ids = panels.map((p) => p.id);
     expect(new Set(ids).size).toBe(ids.length);
   });
 
-  it('points every panel and target at ${datasource}', () => {
+  it('points every panel and target at the datasource variable', () => {
     expect(queryPanels.length).toBeGreaterThan(0);
     for (const panel of queryPanels) {
-      expect(panel.datasource, panel.title).toEqual({ type: 'prometheus', uid: '${datasource}' });
-      expect(panel.targets.length, panel.title).toBeGreaterThan(0);
-      for (const target of panel.targets) {
-        expect(target.datasource, `${panel.title} ${target.refId}`).toEqual({ type: 'prometheus', uid: '${datasource}' });
+      expect(panel.datasource, panel.title).toEqual(DATASOURCE);
+      expect(panel.targets?.length, panel.title).toBeGreaterThan(0);
+      for (const target of panel.targets ?? []) {
+        expect(target.datasource, `${panel.title} ${target.refId}`).toEqual(DATASOURCE);
       }
     }
   });
@@ -189,7 +208,11 @@ describe('the shipped dashboard', () => {
 
   it('has the panels operators need', () => {
     const exprs = dashboardExpressions(dashboard);
-    const has = (pattern: RegExp) => expect(exprs.some((e) => pattern.test(e)), String(pattern)).toBe(true);
+    const has = (pattern: RegExp) =>
+      expect(
+        exprs.some((e) => pattern.test(e)),
+        String(pattern),
+      ).toBe(true);
     has(/increase\(instant_pool_reap_pass_duration_seconds_count\[1h\]\)/);
     has(/rate\(instant_pool_reap_total\[/);
     has(/instant_pool_stuck_assigned/);

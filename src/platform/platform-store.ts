@@ -1,0 +1,126 @@
+import pg from 'pg';
+import type { Logger } from '../logger';
+import type { PlatformCheckFailureReason } from '../shared/types';
+import { scrubSecrets } from '../teardown/errors';
+import type { PlatformInventory } from './classify';
+
+/** What the activities need from the platform database; tests may wrap it. */
+export interface PlatformLookup {
+  /**
+   * Reads, in one read-only snapshot, whether `resources` has rows and any pooltok binding,
+   * and the statuses of the resources rows bound to each token. Throws on any error.
+   */
+  inventory(poolTokens: readonly string[]): Promise<PlatformInventory>;
+}
+
+/** Tokens per statement: bounds each statement's parameter and run time. */
+const TOKENS_PER_QUERY = 5000;
+
+/**
+ * The plausibility flags. `has_bindings` uses the same segment rule as BINDINGS_SQL, with
+ * any token (`pooltok:` followed by at least one character).
+ */
+export const INVENTORY_FLAGS_SQL = `
+SELECT EXISTS (SELECT 1 FROM resources) AS has_resources,
+       EXISTS (SELECT 1
+                 FROM resources r
+                CROSS JOIN LATERAL unnest(string_to_array(r.provider_resource_id, ';')) AS s(segment)
+                WHERE r.provider_resource_id ILIKE '%pooltok:%'
+                  AND lower(btrim(s.segment, E' \\t\\r\\n')) LIKE 'pooltok:_%') AS has_bindings`;
+
+/**
+ * Exact segment match: provider_resource_id is split on `;`, each segment trimmed of
+ * whitespace, and compared whole (case-insensitively: a pool token is a UUID) with
+ * `pooltok:<token>`. `pooltok:pool-abc` never matches `pooltok:pool-abcd`. A NULL
+ * provider_resource_id has no segments. The ILIKE only prefilters rows.
+ */
+export const BINDINGS_SQL = `
+SELECT w.token, b.status
+  FROM unnest($1::text[]) AS w(token)
+  JOIN (SELECT r.status, lower(btrim(s.segment, E' \\t\\r\\n')) AS segment
+          FROM resources r
+         CROSS JOIN LATERAL unnest(string_to_array(r.provider_resource_id, ';')) AS s(segment)
+         WHERE r.provider_resource_id ILIKE '%pooltok:%') AS b
+    ON b.segment = 'pooltok:' || lower(w.token)`;
+
+/** Read-only access to the platform database's `resources` table. */
+export class PlatformStore implements PlatformLookup {
+  constructor(readonly pool: pg.Pool) {}
+
+  static connect(url: string, options: { max?: number; log?: Logger } = {}): PlatformStore {
+    const pool = new pg.Pool({
+      connectionString: url,
+      max: options.max ?? 4,
+      application_name: 'pool-reaper',
+      connectionTimeoutMillis: 5_000,
+      statement_timeout: 15_000,
+      // Client side too: a hung server must not hang the activity.
+      query_timeout: 20_000,
+      idle_in_transaction_session_timeout: 30_000,
+    });
+    // An idle connection dropped by a platform restart must not crash the worker.
+    pool.on('error', (err) =>
+      options.log?.warn({ err: scrubSecrets(err.message) }, 'platform database connection error'),
+    );
+    return new PlatformStore(pool);
+  }
+
+  async close(): Promise<void> {
+    await this.pool.end();
+  }
+
+  async inventory(poolTokens: readonly string[]): Promise<PlatformInventory> {
+    const client = await this.pool.connect();
+    let broken = false;
+    try {
+      // One snapshot for the flags and every chunk; READ ONLY: this reaper never writes here.
+      await client.query('BEGIN TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY');
+      const { rows: flags } = await client.query<{ has_resources: boolean; has_bindings: boolean }>(
+        INVENTORY_FLAGS_SQL,
+      );
+      const bindings = new Map<string, string[]>();
+      const tokens = [...new Set(poolTokens)];
+      for (let i = 0; i < tokens.length; i += TOKENS_PER_QUERY) {
+        const { rows } = await client.query<{ token: string; status: string | null }>(BINDINGS_SQL, [
+          tokens.slice(i, i + TOKENS_PER_QUERY),
+        ]);
+        for (const row of rows) {
+          const list = bindings.get(row.token) ?? [];
+          list.push(row.status ?? '');
+          bindings.set(row.token, list);
+        }
+      }
+      await client.query('COMMIT');
+      return {
+        hasResources: flags[0]?.has_resources === true,
+        hasBindings: flags[0]?.has_bindings === true,
+        bindings,
+      };
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => {
+        broken = true;
+      });
+      throw err;
+    } finally {
+      client.release(broken);
+    }
+  }
+}
+
+/** Connection trouble, a timeout, or a query the platform database rejected (e.g. no `resources`). */
+export function platformErrorReason(err: unknown): PlatformCheckFailureReason {
+  if (err instanceof pg.DatabaseError) {
+    const code = err.code ?? '';
+    if (code === '57014') return 'timeout';
+    // 08: connection exception; 57P: operator intervention (shutdown); 53: insufficient resources.
+    if (/^(08|57P|53)/.test(code)) return 'connection';
+    return 'query';
+  }
+  const message = err instanceof Error ? err.message : String(err);
+  if (/timeout|timed out/i.test(message)) return 'timeout';
+  return 'connection';
+}
+
+export function platformErrorMessage(err: unknown): string {
+  return scrubSecrets(err instanceof Error ? err.message : String(err));
+}
