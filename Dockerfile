@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 # pool-reaper worker image: `docker build -t pool-reaper .`
 #   docker run --rm pool-reaper --help                        # the CLI
-#   docker run --rm -e TEMPORAL_ADDRESS=... pool-reaper         # the worker (default command)
+#   docker run --rm -e TEMPORAL_ADDRESS=... pool-reaper       # the worker (default command)
 #   docker run --rm pool-reaper migrate --create-database     # one-shot schema migration
 
 FROM node:20-bookworm-slim AS build
@@ -15,8 +15,11 @@ COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
 COPY workflows ./workflows
 COPY activities ./activities
+# Then drop dev dependencies, and the Temporal core bridge's macOS and Windows prebuilds (~80 MB).
 RUN npm run build \
- && npm prune --omit=dev --ignore-scripts --no-audit --no-fund
+ && npm prune --omit=dev --ignore-scripts --no-audit --no-fund \
+ && rm -rf node_modules/@temporalio/core-bridge/releases/*-apple-darwin \
+           node_modules/@temporalio/core-bridge/releases/*-windows-*
 
 FROM node:20-bookworm-slim
 ENV NODE_ENV=production

@@ -1,9 +1,23 @@
 import type { DeleteItemInput, DeleteItemResult } from '../src/shared/types';
-import type { ActivityDeps } from './deps';
+import { type ActivityDeps, orphanReclamation } from './deps';
 
-export function deleteItemActivity({ store }: ActivityDeps) {
-  /** Deletes the row only if it is still the same `failed` item; reports whether it did. */
-  return async function deleteItem({ item }: DeleteItemInput): Promise<DeleteItemResult> {
-    return { deleted: await store.deleteFailedItem(item) };
+export function deleteItemActivity(deps: ActivityDeps) {
+  const { store, log } = deps;
+  /**
+   * Deletes the row only if it is still the same `failed` item; reports whether it did.
+   * With `expect` (an orphan), only if it is still `assigned` with the same assigned_at,
+   * and only on a worker with orphan reclamation enabled.
+   */
+  return async function deleteItem({ item, expect }: DeleteItemInput): Promise<DeleteItemResult> {
+    if (expect === undefined) return { deleted: await store.deleteFailedItem(item) };
+    if (orphanReclamation(deps) === undefined || expect.status !== 'assigned') return { deleted: false };
+    const deleted = await store.deleteAssignedItem(item, expect.assignedAt);
+    if (!deleted) {
+      log.warn(
+        { event: 'pool_reaper.orphan.delete_refused', itemId: item.id, poolToken: item.poolToken },
+        'orphan row changed since its teardown (or is gone); row left alone',
+      );
+    }
+    return { deleted };
   };
 }

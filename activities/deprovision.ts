@@ -1,7 +1,14 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
-import type { DeprovisionInput, DeprovisionResult } from '../src/shared/types';
-import { ItemLockedError } from '../src/store/pool-store';
-import type { ActivityDeps } from './deps';
+import { recheckToken } from '../src/platform/check';
+import type {
+  AssignedExpectation,
+  DeprovisionInput,
+  DeprovisionResult,
+  PoolItemRef,
+  TeardownResult,
+} from '../src/shared/types';
+import { ItemLockedError, type LockedRun } from '../src/store/pool-store';
+import { type ActivityDeps, orphanReclamation } from './deps';
 
 interface ClassifiedError {
   readonly name: string;
@@ -24,23 +31,79 @@ function toFailure(err: unknown): ApplicationFailure {
   });
 }
 
-export function deprovisionActivity({ store, teardown, settings, log }: ActivityDeps) {
+export function deprovisionActivity(deps: ActivityDeps) {
+  const { store, teardown, settings, metrics, log } = deps;
+
+  /**
+   * An orphan (opt-in only): under the row lock, the row must still be assigned with the
+   * listed assigned_at, type and cluster, and past the orphan grace; then the platform is
+   * asked once more, as late as possible, and only an orphan it still does not know is torn down.
+   */
+  async function lockedOrphanTeardown(
+    item: PoolItemRef,
+    expect: AssignedExpectation,
+    heartbeat: (step: string) => void,
+  ): Promise<LockedRun<TeardownResult>> {
+    const reclamation = orphanReclamation(deps);
+    if (reclamation === undefined) {
+      return { ran: false, reason: 'orphan reclamation is not enabled on this worker' };
+    }
+    if (expect.status !== 'assigned' || typeof expect.assignedAt !== 'string') {
+      return { ran: false, reason: 'unsupported expectation; nothing touched' };
+    }
+    teardown.preflight(item);
+    const run = await store.withItemLocked(
+      item,
+      { status: 'assigned', assignedAt: expect.assignedAt, graceMs: reclamation.graceMs },
+      async () => {
+        heartbeat('platform recheck');
+        const verdict = await recheckToken(
+          { platform: reclamation.platform, metrics, log },
+          item.poolToken,
+          'teardown',
+        );
+        if (!verdict.orphan) return { freed: false as const, reason: verdict.reason };
+        log.info(
+          {
+            event: 'pool_reaper.orphan.teardown',
+            itemId: item.id,
+            poolToken: item.poolToken,
+            resourceType: item.resourceType,
+            assignedAt: expect.assignedAt,
+          },
+          'reclaiming an orphaned assigned item: row locked, platform re-checked',
+        );
+        return { freed: true as const, result: await teardown.teardown(item, { onProgress: heartbeat }) };
+      },
+    );
+    if (!run.ran) return run;
+    if (!run.value.freed) return { ran: false, reason: run.value.reason };
+    return { ran: true, value: run.value.result };
+  }
+
   /**
    * Frees one stale failed item's infra while holding its row lock, and confirms it gone.
+   * With `expect`, frees an orphaned assigned item instead (see lockedOrphanTeardown).
    * Refusals (guard, unsupported type, unknown cluster) are non-retryable and counted
    * towards quarantine; they are raised before any connection opens.
    */
-  return async function deprovision({ item }: DeprovisionInput): Promise<DeprovisionResult> {
+  return async function deprovision({ item, expect }: DeprovisionInput): Promise<DeprovisionResult> {
     const ctx = Context.current();
     const heartbeat = (step: string) => ctx.heartbeat({ step });
     const timer = setInterval(() => heartbeat('waiting'), settings.heartbeatIntervalMs ?? 5000);
     try {
-      teardown.preflight(item);
-      const run = await store.withStaleFailedItemLocked(item, settings.failedGraceMs, () =>
-        teardown.teardown(item, { onProgress: heartbeat }),
-      );
+      let run: LockedRun<TeardownResult>;
+      if (expect === undefined) {
+        teardown.preflight(item);
+        run = await store.withStaleFailedItemLocked(item, settings.failedGraceMs, () =>
+          teardown.teardown(item, { onProgress: heartbeat }),
+        );
+      } else {
+        run = await lockedOrphanTeardown(item, expect, heartbeat);
+      }
       if (!run.ran) {
-        ctx.log.info('row changed since listing; nothing touched', {
+        const what = expect === undefined ? 'row changed since listing' : 'orphan no longer reclaimable';
+        ctx.log.info(`${what}; nothing touched`, {
           poolToken: item.poolToken,
           reason: run.reason,
         });

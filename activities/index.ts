@@ -2,10 +2,12 @@ import { deleteItemActivity } from './delete-item';
 import { deprovisionActivity } from './deprovision';
 import type { ActivityDeps } from './deps';
 import { listStaleFailedActivity } from './list-stale-failed';
+import { recheckOrphanActivity } from './recheck-orphan';
 import { recordPassSummaryActivity } from './record-pass-summary';
 import { reportStuckAssignedActivity } from './report-stuck-assigned';
 
 export type { ActivityDeps, ActivitySettings, Teardown } from './deps';
+export type { PlatformLookup } from '../src/platform/platform-store';
 
 /**
  * The reaper's activities, built from their dependencies. The keys are the activity type
@@ -17,6 +19,7 @@ export function createActivities(deps: ActivityDeps) {
     deprovision: deprovisionActivity(deps),
     deleteItem: deleteItemActivity(deps),
     reportStuckAssigned: reportStuckAssignedActivity(deps),
+    recheckOrphan: recheckOrphanActivity(deps),
     recordPassSummary: recordPassSummaryActivity(deps),
   };
 }

@@ -21,6 +21,9 @@ export function recordPassSummaryActivity({ store, metrics, log }: ActivityDeps)
         deleteErrors: summary.deleteErrors,
         skipped: summary.skipped,
         durationMs: summary.durationMs,
+        ...(summary.platformCheck ? { platformCheck: summary.platformCheck.status } : {}),
+        ...(summary.orphans ? { orphans: summary.orphans.total } : {}),
+        ...(summary.orphanReclaim ? { orphansReclaimed: summary.orphanReclaim.reclaimed } : {}),
       },
       'reap pass completed',
     );

@@ -85,7 +85,9 @@ export function createMetrics(readSnapshot?: SnapshotReader, options: { defaultM
 
   new Gauge({
     name: METRIC_NAMES.assignedItems,
-    help: 'Assigned pool items older than the stuck grace, by class (bound_live, bound_terminal, orphan).',
+    help:
+      'Assigned pool items older than the stuck grace, by class (bound_live, bound_terminal, orphan; ' +
+      'unknown while the platform check fails). Only exported when a platform database is configured.',
     labelNames: ['resource_type', 'class'] as const,
     registers: [registry],
     async collect() {
@@ -142,6 +144,10 @@ export function createMetrics(readSnapshot?: SnapshotReader, options: { defaultM
     recordPass(summary) {
       for (const { resourceType, outcome, count } of summary.outcomes) {
         reapTotal.inc({ resource_type: resourceType, status: 'failed', outcome }, count);
+      }
+      // Reclaimed (or attempted) orphans: rows that were `assigned`.
+      for (const { resourceType, outcome, count } of summary.orphanReclaim?.outcomes ?? []) {
+        reapTotal.inc({ resource_type: resourceType, status: 'assigned', outcome }, count);
       }
       passDuration.observe(summary.durationMs / 1000);
     },

@@ -8,6 +8,7 @@ import { ensureSearchAttributes, ensureTicker, tickerSettingsFrom } from './clie
 import type { ReaperConfig } from './config';
 import type { Logger } from './logger';
 import { createMetrics, type MetricsServer, type SharedSnapshot, serveMetrics } from './metrics';
+import { PlatformStore } from './platform/platform-store';
 import { SdkLoggerBridge } from './sdk-logger';
 import { PoolStore } from './store/pool-store';
 import { createTeardownRegistry } from './teardown';
@@ -96,6 +97,16 @@ export async function startWorker(
     concurrency: config.concurrency,
     log,
   });
+  // Read-only, a few connections: one classification per pass and one re-check per orphan step.
+  const platform = config.platformDatabaseUrl
+    ? PlatformStore.connect(config.platformDatabaseUrl, { max: 4, log })
+    : undefined;
+  if (config.reclaimOrphans && !platform) {
+    log.warn(
+      { event: 'pool_reaper.config.reclaim_without_platform' },
+      'REAPER_RECLAIM_ORPHANS=true has no effect without PLATFORM_DATABASE_URL: no orphan is reclaimed',
+    );
+  }
   const metrics = createMetrics(snapshotReader(store));
   const metricsServer = await serveMetrics(metrics.registry, config.metricsPort);
   const searchAttributes = await ensureSearchAttributes(client, target.namespace, log);
@@ -108,11 +119,14 @@ export async function startWorker(
     activities: createActivities({
       store,
       teardown,
+      ...(platform ? { platform } : {}),
       settings: {
         failedGraceMs: config.failedGraceMs,
         stuckAssignedGraceMs: config.stuckAssignedGraceMs,
         batchLimit: config.batchLimit,
         quarantineAfter: config.quarantineAfter,
+        reclaimOrphans: config.reclaimOrphans,
+        orphanGraceMs: config.orphanGraceMs,
       },
       metrics,
       log,
@@ -139,6 +153,7 @@ export async function startWorker(
       await Promise.allSettled([
         teardown.close(),
         store.close(),
+        platform?.close(),
         metricsServer.close(),
         client.connection.close(),
       ]);

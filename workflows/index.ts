@@ -2,3 +2,4 @@
 export { poolReaper } from './pool-reaper';
 export { reapBatch } from './reap-batch';
 export { reapPass } from './reap-pass';
+export { reclaimOrphans } from './reclaim-orphans';

@@ -9,6 +9,7 @@ import type {
   ReapPassOptions,
 } from '../src/shared/types';
 import { type BatchResult, forEachConcurrently, reapBatch } from './reap-batch';
+import { describeOrphans, orphanSummaryFields, reclaimOrphans } from './reclaim-orphans';
 
 type Activities = ReturnType<typeof createActivities>;
 
@@ -75,9 +76,10 @@ export async function reapPass(options: ReapPassOptions = { concurrency: 8 }): P
   const passId = workflowInfo().workflowId;
   const { items, batchLimit } = await bookkeeping.listStaleFailed();
   const batches = planBatches(items);
-  // Share the concurrency between batches so the pass as a whole never exceeds it.
-  const lanes = Math.max(1, Math.floor(options.concurrency / Math.max(1, batches.length)));
-  const parallel = Math.max(1, Math.floor(options.concurrency / lanes));
+  // Share the concurrency between batches so the pass as a whole uses exactly that many lanes.
+  const parallel = Math.max(1, Math.min(batches.length, options.concurrency));
+  const lanesFor = (index: number) =>
+    Math.max(1, Math.floor(options.concurrency / parallel) + (index % parallel < options.concurrency % parallel ? 1 : 0));
   const results: BatchResult[] = [];
   setCurrentDetails(`**Listed** ${items.length} stale failed item(s) in ${batches.length} batch(es)`);
 
@@ -87,7 +89,7 @@ export async function reapPass(options: ReapPassOptions = { concurrency: 8 }): P
     async ({ batch, index }) => {
       const result = await executeChild(reapBatch, {
         workflowId: `${passId}-batch-${index + 1}`,
-        args: [{ items: batch, options: { ...options, concurrency: lanes } }],
+        args: [{ items: batch, options: { ...options, concurrency: lanesFor(index) } }],
         staticSummary: `batch ${index + 1}/${batches.length} of ${passId}: ${batch.length} item(s)`,
       });
       results.push(result);
@@ -100,7 +102,17 @@ export async function reapPass(options: ReapPassOptions = { concurrency: 8 }): P
   );
 
   const { tally, outcomes, errors } = merge(results);
-  const { stuck } = await bookkeeping.reportStuckAssigned();
+  const report = await bookkeeping.reportStuckAssigned();
+  // Only when the worker's config enables reclamation does the report name orphans to reclaim.
+  const reclaimable = report.reclaimable ?? [];
+  const reclaim =
+    reclaimable.length > 0
+      ? await executeChild(reclaimOrphans, {
+          workflowId: `${passId}-orphans`,
+          args: [{ items: reclaimable, options }],
+          staticSummary: `reclaim ${reclaimable.length} orphaned assigned item(s) of ${passId}`,
+        })
+      : undefined;
   const finishedAt = Date.now();
   const summary: PassSummary = {
     passId,
@@ -115,15 +127,17 @@ export async function reapPass(options: ReapPassOptions = { concurrency: 8 }): P
     skipped: tally.skipped,
     batchLimit,
     batchFull: items.length >= batchLimit,
-    stuckAssigned: stuck,
+    stuckAssigned: report.stuck,
     outcomes,
     errors,
+    ...orphanSummaryFields(report, reclaim),
   };
   await bookkeeping.recordPassSummary(summary);
   setCurrentDetails(
     `**Done** listed ${summary.listed}, reaped ${summary.reaped}, refused ${summary.refused}, ` +
       `deprovision errors ${summary.deprovisionErrors}, delete errors ${summary.deleteErrors}, ` +
-      `skipped ${summary.skipped}, in ${summary.durationMs} ms`,
+      `skipped ${summary.skipped}, in ${summary.durationMs} ms` +
+      describeOrphans(summary),
   );
   return summary;
 }

@@ -1,10 +1,11 @@
 import { Writable } from 'node:stream';
 import type { WorkflowHandle } from '@temporalio/client';
 import type { Worker } from '@temporalio/worker';
-import { type ActivitySettings, createActivities, type Teardown } from '../../activities';
+import { type ActivitySettings, createActivities, type PlatformLookup, type Teardown } from '../../activities';
 import { DEFAULT_CLUSTER } from '../../src/config';
 import { createLogger, type Logger } from '../../src/logger';
 import { createMetrics, type ReaperMetrics } from '../../src/metrics';
+import { PlatformStore } from '../../src/platform/platform-store';
 import type { PassSummary, ReapPassOptions } from '../../src/shared/types';
 import { PoolStore } from '../../src/store/pool-store';
 import { createTeardownRegistry } from '../../src/teardown';
@@ -77,6 +78,10 @@ export interface HarnessOptions {
   redisClusters?: ReadonlyMap<string, string>;
   /** Wrap or replace the teardown (e.g. to inject faults). */
   teardown?: (real: Teardown) => Teardown;
+  /** PLATFORM_DATABASE_URL for the orphan audit; the harness opens and closes a small pool. */
+  platformDatabaseUrl?: string;
+  /** Wrap the platform lookup (e.g. to write a binding at a chosen moment); needs platformDatabaseUrl. */
+  platform?: (real: PlatformLookup) => PlatformLookup;
   concurrency?: number;
 }
 
@@ -102,7 +107,18 @@ export async function createReaperHarness(
   });
   const teardown = options.teardown ? options.teardown(registry) : registry;
   const metrics = createMetrics(snapshotReader(store), { defaultMetrics: false });
-  const activities = createActivities({ store, teardown, settings, metrics, log: log.logger });
+  const platformStore = options.platformDatabaseUrl
+    ? PlatformStore.connect(options.platformDatabaseUrl, { max: 4, log: log.logger })
+    : undefined;
+  const platform = platformStore && options.platform ? options.platform(platformStore) : platformStore;
+  const activities = createActivities({
+    store,
+    teardown,
+    settings,
+    metrics,
+    log: log.logger,
+    ...(platform ? { platform } : {}),
+  });
   const worker: Worker = await createTestWorker(temporal, {
     taskQueue,
     activities,
@@ -138,6 +154,7 @@ export async function createReaperHarness(
       worker.shutdown();
       await running;
       await registry.close();
+      await platformStore?.close();
       await temporal.close();
       await db.drop();
     },

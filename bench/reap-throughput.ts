@@ -1,0 +1,277 @@
+/**
+ * Reap throughput, measured in one run on one machine (not a test):
+ *   (a) a direct sequential loop, like the original reaper;
+ *   (b) a direct loop at concurrency C;
+ *   (c) reapPass on a real Temporal server at the same C;
+ *   (d) optionally (b) and (c) again under a pgbench write load on another database.
+ * Each mode seeds the same N fresh items (real databases, roles, keys, ACL users) first.
+ *
+ *   npm run bench -- [--postgres 200] [--redis 50] [--concurrency 16] [--pgbench]
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { Command } from 'commander';
+import pg from 'pg';
+import { createActivities } from '../activities';
+import { DEFAULT_CLUSTER, ENV_DEFAULTS } from '../src/config';
+import { findTemporalCli } from '../src/dev/temporal-cli';
+import { startDevServer } from '../src/dev/temporal-server';
+import { createLogger } from '../src/logger';
+import { createMetrics } from '../src/metrics';
+import { mapWithConcurrency, type SeededItem, seedItems } from '../src/provision/seed';
+import type { PassSummary, PoolItemRef } from '../src/shared/types';
+import { ensureDatabase, migrate } from '../src/store/migrate';
+import { PoolStore } from '../src/store/pool-store';
+import { createTeardownRegistry } from '../src/teardown';
+
+interface Options {
+  postgres: number;
+  redis: number;
+  concurrency: number;
+  pgbench: boolean;
+  adminUrl: string;
+  redisUrl: string;
+}
+
+interface Row {
+  mode: string;
+  items: number;
+  seconds: number;
+  perSecond: number;
+  eventsPerItem?: number;
+}
+
+const log = createLogger({ level: 'silent' });
+
+function databaseUrl(base: string, name: string): string {
+  const url = new URL(base);
+  url.pathname = `/${name}`;
+  return url.toString();
+}
+
+async function seed(store: PoolStore, opts: Options): Promise<SeededItem[]> {
+  const common = {
+    provisionerPool: store.pool,
+    adminUrl: opts.adminUrl,
+    redisUrl: opts.redisUrl,
+    status: 'failed' as const,
+    ageMs: 3_600_000,
+    concurrency: 8,
+  };
+  const items = [
+    ...(await seedItems({ ...common, count: opts.postgres, resourceType: 'postgres' })),
+    ...(await seedItems({ ...common, count: opts.redis, resourceType: 'redis' })),
+  ];
+  // Settle the cluster so every mode starts from the same state.
+  await store.pool.query('CHECKPOINT').catch(() => undefined);
+  return items;
+}
+
+async function directLoop(
+  store: PoolStore,
+  items: readonly PoolItemRef[],
+  concurrency: number,
+  opts: Options,
+) {
+  const registry = createTeardownRegistry({
+    postgresClusters: new Map([[DEFAULT_CLUSTER, opts.adminUrl]]),
+    redisClusters: new Map([[DEFAULT_CLUSTER, opts.redisUrl]]),
+    concurrency,
+    log,
+  });
+  try {
+    const started = performance.now();
+    await mapWithConcurrency(items, concurrency, async (item) => {
+      await registry.teardown(item);
+      await store.deleteFailedItem(item);
+    });
+    return (performance.now() - started) / 1000;
+  } finally {
+    await registry.close();
+  }
+}
+
+async function temporalPass(
+  store: PoolStore,
+  seedNow: () => Promise<PoolItemRef[]>,
+  concurrency: number,
+  opts: Options,
+) {
+  const { NativeConnection, Worker, Runtime, DefaultLogger } = await import('@temporalio/worker');
+  const { Client, Connection } = await import('@temporalio/client');
+  try {
+    Runtime.install({ logger: new DefaultLogger('ERROR') });
+  } catch {
+    // installed by an earlier mode
+  }
+  const server = await startDevServer({ cliPath: await findTemporalCli(), uiPort: false });
+  const nativeConnection = await NativeConnection.connect({ address: server.address });
+  const connection = await Connection.connect({ address: server.address });
+  const client = new Client({ connection });
+  const registry = createTeardownRegistry({
+    postgresClusters: new Map([[DEFAULT_CLUSTER, opts.adminUrl]]),
+    redisClusters: new Map([[DEFAULT_CLUSTER, opts.redisUrl]]),
+    concurrency,
+    log,
+  });
+  const taskQueue = `bench-${Date.now()}`;
+  const worker = await Worker.create({
+    connection: nativeConnection,
+    taskQueue,
+    workflowsPath: require.resolve('../workflows'),
+    activities: createActivities({
+      store,
+      teardown: registry,
+      settings: {
+        failedGraceMs: 600_000,
+        stuckAssignedGraceMs: 1_800_000,
+        batchLimit: opts.postgres + opts.redis,
+        quarantineAfter: 3,
+      },
+      metrics: createMetrics(undefined, { defaultMetrics: false }),
+      log,
+    }),
+    maxConcurrentActivityTaskExecutions: concurrency * 2 + 4,
+  });
+  try {
+    return await worker.runUntil(async () => {
+      // Warm up: the first workflow task pays for the sandbox; the original reaper had no such cost.
+      await client.workflow.execute('reapPass', {
+        taskQueue,
+        workflowId: `${taskQueue}-warmup`,
+        args: [{ concurrency }],
+      });
+      const items = await seedNow();
+      const started = performance.now();
+      const handle = await client.workflow.start('reapPass', {
+        taskQueue,
+        workflowId: `${taskQueue}-pass`,
+        args: [{ concurrency, recordReapedTokens: true }],
+      });
+      const summary = (await handle.result()) as PassSummary;
+      const seconds = (performance.now() - started) / 1000;
+      if (summary.reaped !== items.length) {
+        throw new Error(
+          `reapPass reaped ${summary.reaped} of ${items.length}: ${JSON.stringify(summary.errors)}`,
+        );
+      }
+      let events = (await handle.fetchHistory()).events?.length ?? 0;
+      for await (const child of client.workflow.list({
+        query: `ParentWorkflowId = '${handle.workflowId}'`,
+      })) {
+        events += (await client.workflow.getHandle(child.workflowId).fetchHistory()).events?.length ?? 0;
+      }
+      return { seconds, eventsPerItem: events / items.length, items: items.length };
+    });
+  } finally {
+    await registry.close();
+    await connection.close();
+    await nativeConnection.close();
+    await server.stop();
+  }
+}
+
+function startPgbench(adminUrl: string): { stop: () => void } {
+  const url = databaseUrl(adminUrl, 'pool_reaper_bench_load');
+  spawnSync('psql', [adminUrl, '-qc', 'DROP DATABASE IF EXISTS pool_reaper_bench_load']);
+  spawnSync('psql', [adminUrl, '-qc', 'CREATE DATABASE pool_reaper_bench_load']);
+  const init = spawnSync('pgbench', ['-i', '-q', '-s', '5', url], { encoding: 'utf8' });
+  if (init.status !== 0) throw new Error(`pgbench -i failed: ${init.stderr}`);
+  const load = spawn('pgbench', ['-c', '4', '-j', '1', '-T', '3600', url], { stdio: 'ignore' });
+  return {
+    stop: () => {
+      load.kill('SIGINT');
+      spawnSync('psql', [adminUrl, '-qc', 'DROP DATABASE IF EXISTS pool_reaper_bench_load WITH (FORCE)']);
+    },
+  };
+}
+
+function table(rows: Row[]): string {
+  const header = '| mode | items | seconds | items/s | history events/item |\n|---|---:|---:|---:|---:|';
+  const lines = rows.map(
+    (r) =>
+      `| ${r.mode} | ${r.items} | ${r.seconds.toFixed(2)} | ${r.perSecond.toFixed(1)} | ${r.eventsPerItem?.toFixed(2) ?? ''} |`,
+  );
+  return [header, ...lines].join('\n');
+}
+
+async function main() {
+  const program = new Command('bench')
+    .option('--postgres <n>', 'postgres items per mode', (v) => Number.parseInt(v, 10), 200)
+    .option('--redis <n>', 'redis items per mode', (v) => Number.parseInt(v, 10), 50)
+    .option('-c, --concurrency <n>', 'C for modes (b) and (c)', (v) => Number.parseInt(v, 10), 16)
+    .option('--pgbench', 'also run (b) and (c) under a pgbench write load on another database', false)
+    .option(
+      '--admin-url <url>',
+      'customer Postgres admin URL',
+      process.env['POSTGRES_ADMIN_URL'] ?? ENV_DEFAULTS.POSTGRES_ADMIN_URL,
+    )
+    .option('--redis-url <url>', 'Redis URL', process.env['REDIS_URL'] ?? ENV_DEFAULTS.REDIS_URL)
+    .parse();
+  const opts = program.opts<Options>();
+  const provisionerUrl = databaseUrl(opts.adminUrl, `pool_reaper_bench_${process.pid}`);
+  await ensureDatabase(provisionerUrl);
+  await migrate(provisionerUrl);
+  const store = PoolStore.connect(provisionerUrl, opts.concurrency * 2 + 8);
+  const total = opts.postgres + opts.redis;
+  const rows: Row[] = [];
+  const seedNow = async () => {
+    process.stderr.write(`seeding ${total} items…\n`);
+    return seed(store, opts);
+  };
+  const direct = (C: number) => async () => {
+    const items = await seedNow();
+    return { seconds: await directLoop(store, items, C, opts), items: items.length };
+  };
+  const run = async (
+    mode: string,
+    fn: () => Promise<{ seconds: number; items: number; eventsPerItem?: number }>,
+  ) => {
+    const { seconds, eventsPerItem, items } = await fn();
+    rows.push({
+      mode,
+      items,
+      seconds,
+      perSecond: items / seconds,
+      ...(eventsPerItem ? { eventsPerItem } : {}),
+    });
+    process.stderr.write(`${mode}: ${(items / seconds).toFixed(1)} items/s\n`);
+  };
+  try {
+    const C = opts.concurrency;
+    await run('(a) direct, sequential', direct(1));
+    await run(`(b) direct, C=${C}`, direct(C));
+    await run(`(c) reapPass on Temporal, C=${C}`, () => temporalPass(store, seedNow, C, opts));
+    if (opts.pgbench) {
+      const load = startPgbench(opts.adminUrl);
+      try {
+        await run(`(d) direct, C=${C}, pgbench load`, direct(C));
+        await run(`(d) reapPass, C=${C}, pgbench load`, () => temporalPass(store, seedNow, C, opts));
+      } finally {
+        load.stop();
+      }
+    }
+  } finally {
+    await store.close();
+    const admin = new pg.Client({ connectionString: opts.adminUrl });
+    await admin.connect();
+    await admin.query(
+      `DROP DATABASE IF EXISTS ${pg.escapeIdentifier(new URL(provisionerUrl).pathname.slice(1))} WITH (FORCE)`,
+    );
+    await admin.end();
+  }
+  const by = (prefix: string) => rows.find((r) => r.mode.startsWith(prefix))!;
+  const [a, b, c] = [by('(a)'), by('(b)'), by('(c)')];
+  process.stdout.write(`${table(rows)}\n\n`);
+  process.stdout.write(
+    `(c)/(b) = ${(c.perSecond / b.perSecond).toFixed(2)}   (c)/(a) = ${(c.perSecond / a.perSecond).toFixed(2)}\n`,
+  );
+  const d = rows.filter((r) => r.mode.startsWith('(d)'));
+  if (d.length === 2)
+    process.stdout.write(`under load: reapPass/direct = ${(d[1]!.perSecond / d[0]!.perSecond).toFixed(2)}\n`);
+  process.exit(0);
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench: ${(err as Error).stack ?? String(err)}\n`);
+  process.exit(1);
+});
