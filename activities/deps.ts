@@ -37,7 +37,9 @@ export interface ActivityDeps {
 }
 
 /** Orphan reclamation runs only with the opt-in AND a platform database to ask. */
-export function orphanReclamation(deps: ActivityDeps): { platform: PlatformLookup; graceMs: number } | undefined {
+export function orphanReclamation(
+  deps: ActivityDeps,
+): { platform: PlatformLookup; graceMs: number } | undefined {
   if (deps.settings.reclaimOrphans !== true || deps.platform === undefined) return undefined;
   return { platform: deps.platform, graceMs: deps.settings.orphanGraceMs ?? DEFAULT_ORPHAN_GRACE_MS };
 }

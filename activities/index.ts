@@ -6,8 +6,8 @@ import { recheckOrphanActivity } from './recheck-orphan';
 import { recordPassSummaryActivity } from './record-pass-summary';
 import { reportStuckAssignedActivity } from './report-stuck-assigned';
 
-export type { ActivityDeps, ActivitySettings, Teardown } from './deps';
 export type { PlatformLookup } from '../src/platform/platform-store';
+export type { ActivityDeps, ActivitySettings, Teardown } from './deps';
 
 /**
  * The reaper's activities, built from their dependencies. The keys are the activity type

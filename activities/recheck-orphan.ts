@@ -10,14 +10,21 @@ export function recheckOrphanActivity(deps: ActivityDeps) {
    * (including a failed platform check, or reclamation not enabled on this worker) answers
    * "not an orphan". Read-only: deprovision checks all of it again under the row lock.
    */
-  return async function recheckOrphan({ item, assignedAt }: RecheckOrphanInput): Promise<RecheckOrphanResult> {
+  return async function recheckOrphan({
+    item,
+    assignedAt,
+  }: RecheckOrphanInput): Promise<RecheckOrphanResult> {
     const reclamation = orphanReclamation(deps);
     if (reclamation === undefined) {
       return { orphan: false, reason: 'orphan reclamation is not enabled on this worker' };
     }
     const mismatch = await store.assignedRowMismatch(item, assignedAt, reclamation.graceMs);
     if (mismatch !== undefined) return { orphan: false, reason: mismatch };
-    const verdict = await recheckToken({ platform: reclamation.platform, metrics, log }, item.poolToken, 'recheck');
+    const verdict = await recheckToken(
+      { platform: reclamation.platform, metrics, log },
+      item.poolToken,
+      'recheck',
+    );
     return verdict.orphan ? { orphan: true } : { orphan: false, reason: verdict.reason };
   };
 }

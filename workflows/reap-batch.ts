@@ -48,7 +48,7 @@ function deprovisionActivity(item: PoolItemRef, options: ReapPassOptions) {
       maximumAttempts: retry.maximumAttempts ?? 5,
       nonRetryableErrorTypes: NON_RETRYABLE_TYPES,
     },
-    summary: `deprovision ${item.resourceType} ${item.poolToken}`,
+    summary: `${item.resourceType} ${item.poolToken}`,
   }).deprovision;
 }
 
@@ -56,7 +56,7 @@ function deleteItemActivity(item: PoolItemRef, options: ReapPassOptions) {
   return proxyActivities<Activities>({
     startToCloseTimeout: options.activityTimeouts?.deleteStartToCloseMs ?? '30 seconds',
     retry: { initialInterval: '1 second', maximumInterval: '10 seconds', maximumAttempts: 5 },
-    summary: `delete row ${item.resourceType} ${item.poolToken}`,
+    summary: `${item.resourceType} ${item.poolToken}`,
   }).deleteItem;
 }
 

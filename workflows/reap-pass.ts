@@ -79,7 +79,11 @@ export async function reapPass(options: ReapPassOptions = { concurrency: 8 }): P
   // Share the concurrency between batches so the pass as a whole uses exactly that many lanes.
   const parallel = Math.max(1, Math.min(batches.length, options.concurrency));
   const lanesFor = (index: number) =>
-    Math.max(1, Math.floor(options.concurrency / parallel) + (index % parallel < options.concurrency % parallel ? 1 : 0));
+    Math.max(
+      1,
+      Math.floor(options.concurrency / parallel) +
+        (index % parallel < options.concurrency % parallel ? 1 : 0),
+    );
   const results: BatchResult[] = [];
   setCurrentDetails(`**Listed** ${items.length} stale failed item(s) in ${batches.length} batch(es)`);
 

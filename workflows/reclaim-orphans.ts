@@ -195,7 +195,11 @@ export function orphanSummaryFields(
 
 function formatAge(ms: number): string {
   const hours = ms / 3_600_000;
-  return hours >= 48 ? `${Math.floor(hours / 24)}d` : hours >= 1 ? `${Math.floor(hours)}h` : `${Math.floor(ms / 60_000)}m`;
+  return hours >= 48
+    ? `${Math.floor(hours / 24)}d`
+    : hours >= 1
+      ? `${Math.floor(hours)}h`
+      : `${Math.floor(ms / 60_000)}m`;
 }
 
 /** Extra UI lines for a pass: platform check, orphans (token, type, age), reclaim results. */

@@ -59,7 +59,11 @@ interface LockedRow {
 }
 
 /** Why the row is no longer the one the caller expects, or undefined when it still is. */
-function rowMismatch(row: LockedRow | undefined, item: PoolItemRef, expected: RowExpectation): string | undefined {
+function rowMismatch(
+  row: LockedRow | undefined,
+  item: PoolItemRef,
+  expected: RowExpectation,
+): string | undefined {
   if (!row) return 'row no longer exists';
   if (row.pool_token !== item.poolToken) return 'row pool_token changed since listing';
   if (expected.status === 'failed') {
@@ -71,7 +75,8 @@ function rowMismatch(row: LockedRow | undefined, item: PoolItemRef, expected: Ro
   if (row.status !== 'assigned') return `row status is now ${row.status}`;
   if (row.same_assigned_at !== true) return 'row assigned_at changed since listing';
   if (row.resource_type !== item.resourceType) return 'row resource_type changed since listing';
-  if (row.provider_resource_id !== item.providerResourceId) return 'row provider_resource_id changed since listing';
+  if (row.provider_resource_id !== item.providerResourceId)
+    return 'row provider_resource_id changed since listing';
   if (!row.stale) return 'row is not past the orphan grace';
   return undefined;
 }
@@ -204,7 +209,11 @@ export class PoolStore {
   }
 
   /** Without a lock: why the row is no longer the orphan that was listed, or undefined. */
-  async assignedRowMismatch(item: PoolItemRef, assignedAt: string, graceMs: number): Promise<string | undefined> {
+  async assignedRowMismatch(
+    item: PoolItemRef,
+    assignedAt: string,
+    graceMs: number,
+  ): Promise<string | undefined> {
     const { rows } = await this.pool.query<LockedRow>(
       `SELECT status, pool_token, resource_type, provider_resource_id,
               assigned_at < now() - make_interval(secs => $2) AS stale,

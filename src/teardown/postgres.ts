@@ -23,6 +23,8 @@ import {
 export interface TeardownCallOptions {
   /** Called between steps and on each retry wait (the activity heartbeats through it). */
   readonly onProgress?: (step: string) => void;
+  /** Audit through this logger instead (the activity passes one carrying its workflow context). */
+  readonly log?: Logger;
 }
 
 /** The part of pg.Pool this backend uses (tests may pass a fake). */
@@ -54,7 +56,7 @@ export interface PostgresBackendOptions {
 
 export interface PostgresBackend {
   /** Pure checks (guard, cluster) that throw before any connection opens; audits a refusal. */
-  preflight(item: PoolItemRef): PostgresPlan;
+  preflight(item: PoolItemRef, options?: Pick<TeardownCallOptions, 'log'>): PostgresPlan;
   teardown(item: PoolItemRef, options?: TeardownCallOptions): Promise<TeardownResult>;
   close(): Promise<void>;
 }
@@ -122,7 +124,7 @@ export function createPostgresBackend(options: PostgresBackendOptions): Postgres
   }
 
   async function teardown(item: PoolItemRef, callOptions: TeardownCallOptions = {}): Promise<TeardownResult> {
-    const audit = auditFor(log, item);
+    const audit = auditFor(callOptions.log ?? log, item);
     const { cluster, database, role, url } = plan(item, audit);
     if (closed) throw new TransientTeardownError('the postgres teardown backend is closed');
     const progress = callOptions.onProgress ?? (() => {});
@@ -300,8 +302,8 @@ export function createPostgresBackend(options: PostgresBackendOptions): Postgres
   }
 
   return {
-    preflight(item) {
-      const { cluster, database, role } = plan(item, auditFor(log, item));
+    preflight(item, callOptions = {}) {
+      const { cluster, database, role } = plan(item, auditFor(callOptions.log ?? log, item));
       return { cluster, database, role };
     },
     teardown,

@@ -39,7 +39,7 @@ export interface RedisPlan {
 }
 
 export interface RedisBackend {
-  preflight(item: PoolItemRef): RedisPlan;
+  preflight(item: PoolItemRef, options?: Pick<TeardownCallOptions, 'log'>): RedisPlan;
   teardown(item: PoolItemRef, options?: TeardownCallOptions): Promise<TeardownResult>;
   close(): Promise<void>;
 }
@@ -114,7 +114,7 @@ export function createRedisBackend(options: RedisBackendOptions): RedisBackend {
   }
 
   async function teardown(item: PoolItemRef, callOptions: TeardownCallOptions = {}): Promise<TeardownResult> {
-    const audit = auditFor(log, item);
+    const audit = auditFor(callOptions.log ?? log, item);
     const { cluster, user, legacyUser, keyPattern, url } = plan(item, audit);
     if (closed) throw new TransientTeardownError('the redis teardown backend is closed');
     const progress = callOptions.onProgress ?? (() => {});
@@ -226,8 +226,8 @@ export function createRedisBackend(options: RedisBackendOptions): RedisBackend {
   }
 
   return {
-    preflight(item) {
-      const { cluster, user, legacyUser, keyPattern } = plan(item, auditFor(log, item));
+    preflight(item, callOptions = {}) {
+      const { cluster, user, legacyUser, keyPattern } = plan(item, auditFor(callOptions.log ?? log, item));
       return { cluster, user, legacyUser, keyPattern };
     },
     teardown,

@@ -27,7 +27,7 @@ export interface TeardownRegistry {
    * Pure checks (type, guard, cluster) that throw a refusal before any connection opens;
    * each refusal is audited once as `provisioner.drop.refused`.
    */
-  preflight(item: PoolItemRef): void;
+  preflight(item: PoolItemRef, options?: Pick<TeardownCallOptions, 'log'>): void;
   /**
    * Frees the item's infra and confirms it gone. Resolves only with `confirmedFreed: true`;
    * anything else throws a TeardownError (with `partial` when something was done).
@@ -50,7 +50,7 @@ export function createTeardownRegistry(options: TeardownRegistryOptions): Teardo
   });
   const redis = createRedisBackend({ ...options.redis, clusters: options.redisClusters, log });
 
-  function unsupported(item: PoolItemRef): UnsupportedResourceTypeError {
+  function unsupported(item: PoolItemRef, itemLog: Logger = log): UnsupportedResourceTypeError {
     const type = String(item.resourceType);
     const error =
       type === 'mongodb'
@@ -59,24 +59,24 @@ export function createTeardownRegistry(options: TeardownRegistryOptions): Teardo
             type,
             `resource type ${JSON.stringify(type.slice(0, 40))} has no teardown backend; refused`,
           );
-    auditFor(log, item).refused(error);
+    auditFor(itemLog, item).refused(error);
     return error;
   }
 
   return {
     resourceTypes: ['postgres', 'redis', 'queue'],
-    preflight(item) {
+    preflight(item, callOptions = {}) {
       switch (item.resourceType) {
         case 'postgres':
-          postgres.preflight(item);
+          postgres.preflight(item, callOptions);
           return;
         case 'redis':
-          redis.preflight(item);
+          redis.preflight(item, callOptions);
           return;
         case 'queue':
           return;
         default:
-          throw unsupported(item);
+          throw unsupported(item, callOptions.log);
       }
     },
     async teardown(item, callOptions) {
@@ -88,7 +88,7 @@ export function createTeardownRegistry(options: TeardownRegistryOptions): Teardo
         case 'queue':
           return teardownQueueItem(item);
         default:
-          throw unsupported(item);
+          throw unsupported(item, callOptions?.log);
       }
     },
     async close() {

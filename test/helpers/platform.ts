@@ -9,7 +9,11 @@ export interface TestPlatform {
   readonly db: TestDatabase;
   readonly url: string;
   /** Inserts a resources row; returns its id. */
-  addResource(row: { providerResourceId: string | null; status?: string; resourceType?: string }): Promise<string>;
+  addResource(row: {
+    providerResourceId: string | null;
+    status?: string;
+    resourceType?: string;
+  }): Promise<string>;
   /** Binds a pool token the way the platform does: `local:0;pooltok:<token>`. */
   bind(poolToken: string, status?: string): Promise<string>;
   /** A binding to a pool item no test pool has, so the inventory is plausible. */

@@ -1,7 +1,12 @@
 import { Writable } from 'node:stream';
 import type { WorkflowHandle } from '@temporalio/client';
 import type { Worker } from '@temporalio/worker';
-import { type ActivitySettings, createActivities, type PlatformLookup, type Teardown } from '../../activities';
+import {
+  type ActivitySettings,
+  createActivities,
+  type PlatformLookup,
+  type Teardown,
+} from '../../activities';
 import { DEFAULT_CLUSTER } from '../../src/config';
 import { createLogger, type Logger } from '../../src/logger';
 import { createMetrics, type ReaperMetrics } from '../../src/metrics';

@@ -10,7 +10,10 @@ import { platformErrorReason } from '../../src/platform/platform-store';
 
 const item = (poolToken: string, resourceType = 'postgres') => ({ poolToken, resourceType });
 
-function inventory(bindings: Record<string, string[]>, flags: Partial<PlatformInventory> = {}): PlatformInventory {
+function inventory(
+  bindings: Record<string, string[]>,
+  flags: Partial<PlatformInventory> = {},
+): PlatformInventory {
   return {
     hasResources: true,
     hasBindings: true,
@@ -26,7 +29,8 @@ describe('classOf', () => {
   });
 
   it('a live binding is bound_live; only terminal bindings are bound_terminal', () => {
-    for (const status of ['pending', 'active', 'paused', 'suspended']) expect(classOf([status])).toBe('bound_live');
+    for (const status of ['pending', 'active', 'paused', 'suspended'])
+      expect(classOf([status])).toBe('bound_live');
     for (const status of TERMINAL_STATUSES) expect(classOf([status])).toBe('bound_terminal');
     expect(classOf(['deleted', 'active'])).toBe('bound_live');
     expect(classOf(['deleted', 'expired'])).toBe('bound_terminal');
@@ -81,7 +85,11 @@ describe('classifyItems', () => {
     // Known types with nothing stuck are exported as 0.
     expect(result.classes['mongodb']).toEqual({ bound_live: 0, bound_terminal: 0, orphan: 0, unknown: 0 });
     expect(result.stuck).toEqual({ postgres: 1, redis: 1, queue: 1, mongodb: 0 });
-    expect(result.orphans.map((o) => o.poolToken)).toEqual(['pool-orphan-1', 'pool-orphan-2', 'pool-orphan-3']);
+    expect(result.orphans.map((o) => o.poolToken)).toEqual([
+      'pool-orphan-1',
+      'pool-orphan-2',
+      'pool-orphan-3',
+    ]);
   });
 
   it('keeps types it does not know', () => {
@@ -90,7 +98,10 @@ describe('classifyItems', () => {
   });
 
   it('looks bindings up by the exact token', () => {
-    const result = classifyItems([item('pool-abc'), item('pool-abcd')], inventory({ 'pool-abcd': ['active'] }));
+    const result = classifyItems(
+      [item('pool-abc'), item('pool-abcd')],
+      inventory({ 'pool-abcd': ['active'] }),
+    );
     expect(result.orphans.map((o) => o.poolToken)).toEqual(['pool-abc']);
   });
 
@@ -120,9 +131,11 @@ describe('classifyItems', () => {
 
 describe('platformErrorReason', () => {
   it('reads connection trouble and timeouts from errors without a SQLSTATE', () => {
-    expect(platformErrorReason(Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED' }))).toBe(
-      'connection',
-    );
+    expect(
+      platformErrorReason(
+        Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:1'), { code: 'ECONNREFUSED' }),
+      ),
+    ).toBe('connection');
     expect(platformErrorReason(new Error('timeout exceeded when trying to connect'))).toBe('timeout');
   });
 });
