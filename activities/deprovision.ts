@@ -1,4 +1,5 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
+import type { Logger } from '../src/logger';
 import { recheckToken } from '../src/platform/check';
 import type {
   AssignedExpectation,
@@ -8,7 +9,7 @@ import type {
   TeardownResult,
 } from '../src/shared/types';
 import { ItemLockedError, type LockedRun } from '../src/store/pool-store';
-import { type ActivityDeps, orphanReclamation } from './deps';
+import { type ActivityDeps, activityLogger, orphanReclamation } from './deps';
 
 interface ClassifiedError {
   readonly name: string;
@@ -32,7 +33,7 @@ function toFailure(err: unknown): ApplicationFailure {
 }
 
 export function deprovisionActivity(deps: ActivityDeps) {
-  const { store, teardown, settings, metrics, log } = deps;
+  const { store, teardown, settings, metrics } = deps;
 
   /**
    * An orphan (opt-in only): under the row lock, the row must still be assigned with the
@@ -43,6 +44,7 @@ export function deprovisionActivity(deps: ActivityDeps) {
     item: PoolItemRef,
     expect: AssignedExpectation,
     heartbeat: (step: string) => void,
+    log: Logger,
   ): Promise<LockedRun<TeardownResult>> {
     const reclamation = orphanReclamation(deps);
     if (reclamation === undefined) {
@@ -51,7 +53,7 @@ export function deprovisionActivity(deps: ActivityDeps) {
     if (expect.status !== 'assigned' || typeof expect.assignedAt !== 'string') {
       return { ran: false, reason: 'unsupported expectation; nothing touched' };
     }
-    teardown.preflight(item);
+    teardown.preflight(item, { log });
     const run = await store.withItemLocked(
       item,
       { status: 'assigned', assignedAt: expect.assignedAt, graceMs: reclamation.graceMs },
@@ -73,7 +75,10 @@ export function deprovisionActivity(deps: ActivityDeps) {
           },
           'reclaiming an orphaned assigned item: row locked, platform re-checked',
         );
-        return { freed: true as const, result: await teardown.teardown(item, { onProgress: heartbeat }) };
+        return {
+          freed: true as const,
+          result: await teardown.teardown(item, { onProgress: heartbeat, log }),
+        };
       },
     );
     if (!run.ran) return run;
@@ -89,17 +94,18 @@ export function deprovisionActivity(deps: ActivityDeps) {
    */
   return async function deprovision({ item, expect }: DeprovisionInput): Promise<DeprovisionResult> {
     const ctx = Context.current();
+    const log = activityLogger(deps.log);
     const heartbeat = (step: string) => ctx.heartbeat({ step });
     const timer = setInterval(() => heartbeat('waiting'), settings.heartbeatIntervalMs ?? 5000);
     try {
       let run: LockedRun<TeardownResult>;
       if (expect === undefined) {
-        teardown.preflight(item);
+        teardown.preflight(item, { log });
         run = await store.withStaleFailedItemLocked(item, settings.failedGraceMs, () =>
-          teardown.teardown(item, { onProgress: heartbeat }),
+          teardown.teardown(item, { onProgress: heartbeat, log }),
         );
       } else {
-        run = await lockedOrphanTeardown(item, expect, heartbeat);
+        run = await lockedOrphanTeardown(item, expect, heartbeat, log);
       }
       if (!run.ran) {
         const what = expect === undefined ? 'row changed since listing' : 'orphan no longer reclaimable';

@@ -1,3 +1,4 @@
+import { Context } from '@temporalio/activity';
 import type { Logger } from '../src/logger';
 import type { ReaperMetrics } from '../src/metrics';
 import type { PlatformLookup } from '../src/platform/platform-store';
@@ -7,8 +8,28 @@ import type { PoolStore } from '../src/store/pool-store';
 /** The slice of the teardown registry the activities use; tests may pass a fake. */
 export interface Teardown {
   /** Pure checks (guard, type, cluster) that throw before any connection opens. */
-  preflight(item: PoolItemRef): void;
-  teardown(item: PoolItemRef, options?: { onProgress?: (step: string) => void }): Promise<TeardownResult>;
+  preflight(item: PoolItemRef, options?: { log?: Logger }): void;
+  teardown(
+    item: PoolItemRef,
+    options?: { onProgress?: (step: string) => void; log?: Logger },
+  ): Promise<TeardownResult>;
+}
+
+/**
+ * The activity's logger: every line (the audit events included) carries the workflow and
+ * activity it belongs to, so a `provisioner.drop` line leads straight to its history.
+ */
+export function activityLogger(log: Logger): Logger {
+  const info = Context.current().info;
+  return log.child({
+    workflowId: info.workflowExecution?.workflowId,
+    runId: info.workflowExecution?.runId,
+    workflowType: info.workflowType,
+    activityType: info.activityType,
+    activityId: info.activityId,
+    attempt: info.attempt,
+    taskQueue: info.taskQueue,
+  });
 }
 
 export interface ActivitySettings {

@@ -77,7 +77,12 @@ export async function startWorkerProcess(env: Record<string, string>): Promise<W
       if (seen) return Promise.resolve(seen);
       return new Promise((resolve, reject) => {
         const timer = setTimeout(
-          () => reject(new Error(`worker did not log ${event} in ${timeoutMs} ms; stderr: ${stderr.join('').slice(-2000)}`)),
+          () =>
+            reject(
+              new Error(
+                `worker did not log ${event} in ${timeoutMs} ms; stderr: ${stderr.join('').slice(-2000)}`,
+              ),
+            ),
           timeoutMs,
         );
         waiters.push({
@@ -89,7 +94,11 @@ export async function startWorkerProcess(env: Record<string, string>): Promise<W
         });
         void exited.then((code) => {
           clearTimeout(timer);
-          reject(new Error(`worker exited (${code}) before logging ${event}; stderr: ${stderr.join('').slice(-2000)}`));
+          reject(
+            new Error(
+              `worker exited (${code}) before logging ${event}; stderr: ${stderr.join('').slice(-2000)}`,
+            ),
+          );
         });
       });
     },

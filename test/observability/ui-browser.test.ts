@@ -99,7 +99,7 @@ describe('the Temporal Web UI shows a pass and its teardowns', () => {
       await page.getByText(`postgres ${token}`).first().waitFor({ timeout: 30_000 });
     }
     await page.screenshot({ path: path.join(SCREENSHOTS, 'batch.png'), fullPage: true });
-    const text = await page.locator('body').innerText();
+    const text = (await page.locator('body').textContent()) ?? '';
     for (const token of tokens) expect(text).toContain(token);
     await page.close();
   });

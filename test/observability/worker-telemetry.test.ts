@@ -172,7 +172,8 @@ describe('a real worker process: metrics it exports, and secrets it never shows'
     const workflowLines = parsed.filter((l) => l['sdk'] === 'workflow');
     expect(workflowLines.length).toBeGreaterThan(0);
     for (const line of workflowLines) expect(typeof line['workflowId']).toBe('string');
-    const activityLines = parsed.filter((l) => l['sdk'] === 'activity');
+    // The SDK's own activity lifecycle lines (debug level) carry the activity's context too.
+    const activityLines = parsed.filter((l) => l['msg'] === 'Activity completed' || l['sdk'] === 'activity');
     expect(activityLines.length).toBeGreaterThan(0);
     for (const line of activityLines) {
       expect(line).toHaveProperty('activityType');
