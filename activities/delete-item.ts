@@ -9,8 +9,9 @@ export function deleteItemActivity(deps: ActivityDeps) {
    * and only on a worker with orphan reclamation enabled.
    */
   return async function deleteItem({ item, expect }: DeleteItemInput): Promise<DeleteItemResult> {
-    if (expect === undefined) return { deleted: await store.deleteFailedItem(item) };
-    if (orphanReclamation(deps) === undefined || expect.status !== 'assigned') return { deleted: false };
+    const echo = { itemId: item.id, poolToken: item.poolToken };
+    if (expect === undefined) return { deleted: await store.deleteFailedItem(item), ...echo };
+    if (orphanReclamation(deps) === undefined || expect.status !== 'assigned') return { deleted: false, ...echo };
     const deleted = await store.deleteAssignedItem(item, expect.assignedAt);
     if (!deleted) {
       log.warn(
@@ -18,6 +19,6 @@ export function deleteItemActivity(deps: ActivityDeps) {
         'orphan row changed since its teardown (or is gone); row left alone',
       );
     }
-    return { deleted };
+    return { deleted, ...echo };
   };
 }

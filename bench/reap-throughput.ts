@@ -41,6 +41,7 @@ interface Row {
 }
 
 const log = createLogger({ level: 'silent' });
+const EAGER = process.env['BENCH_EAGER'] !== '0';
 
 function databaseUrl(base: string, name: string): string {
   const url = new URL(base);
@@ -103,7 +104,12 @@ async function temporalPass(
   } catch {
     // installed by an earlier mode
   }
-  const server = await startDevServer({ cliPath: await findTemporalCli(), uiPort: false });
+  const server = await startDevServer({
+    cliPath: await findTemporalCli(),
+    uiPort: false,
+    // BENCH_EAGER=0 measures a server without eager activity dispatch (the server's default).
+    dynamicConfig: { 'system.enableActivityEagerExecution': EAGER },
+  });
   const nativeConnection = await NativeConnection.connect({ address: server.address });
   const connection = await Connection.connect({ address: server.address });
   const client = new Client({ connection });
@@ -155,11 +161,35 @@ async function temporalPass(
         );
       }
       let events = (await handle.fetchHistory()).events?.length ?? 0;
+      const latency = { scheduleToStart: 0, execution: 0, n: 0 };
       for await (const child of client.workflow.list({
         query: `ParentWorkflowId = '${handle.workflowId}'`,
       })) {
-        events += (await client.workflow.getHandle(child.workflowId).fetchHistory()).events?.length ?? 0;
+        const history = await client.workflow.getHandle(child.workflowId).fetchHistory();
+        events += history.events?.length ?? 0;
+        const at = new Map<number, number>();
+        const ms = (t: { seconds?: unknown; nanos?: number | null } | null | undefined) =>
+          Number(t?.seconds ?? 0) * 1000 + (t?.nanos ?? 0) / 1e6;
+        for (const e of history.events ?? []) {
+          const id = Number(e.eventId);
+          if (e.activityTaskScheduledEventAttributes) at.set(id, ms(e.eventTime));
+          const started = e.activityTaskStartedEventAttributes;
+          if (started) {
+            latency.scheduleToStart += ms(e.eventTime) - (at.get(Number(started.scheduledEventId)) ?? 0);
+            at.set(id, ms(e.eventTime));
+          }
+          const done = e.activityTaskCompletedEventAttributes;
+          if (done) {
+            latency.execution += ms(e.eventTime) - (at.get(Number(done.startedEventId)) ?? 0);
+            latency.n += 1;
+          }
+        }
       }
+      process.stderr.write(
+        `  deprovision: mean schedule-to-start ${(latency.scheduleToStart / latency.n).toFixed(1)} ms, ` +
+          `mean execution ${(latency.execution / latency.n).toFixed(1)} ms, ` +
+          `lane utilisation ${((latency.execution / 1000 / (concurrency * seconds)) * 100).toFixed(0)}%\n`,
+      );
       return { seconds, eventsPerItem: events / items.length, items: items.length };
     });
   } finally {

@@ -8,7 +8,8 @@ import type {
   ReapOutcome,
   ReapPassOptions,
 } from '../src/shared/types';
-import { type BatchResult, forEachConcurrently, reapBatch } from './reap-batch';
+import { forEachConcurrently } from './item-steps';
+import { type BatchResult, reapBatch } from './reap-batch';
 import { describeOrphans, orphanSummaryFields, reclaimOrphans } from './reclaim-orphans';
 
 type Activities = ReturnType<typeof createActivities>;

@@ -90,7 +90,10 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
   for (const [name, type] of Object.entries(SEARCH_ATTRIBUTE_TYPES)) {
     args.push('--search-attribute', `${name}=${type}`);
   }
-  for (const [key, value] of Object.entries(options.dynamicConfig ?? {})) {
+  // Eager dispatch hands an activity to the worker that scheduled it in the same round trip
+  // (off by default in the server); it takes tens of milliseconds off every teardown.
+  const dynamicConfig = { 'system.enableActivityEagerExecution': true, ...options.dynamicConfig };
+  for (const [key, value] of Object.entries(dynamicConfig)) {
     args.push('--dynamic-config-value', `${key}=${JSON.stringify(value)}`);
   }
   args.push('--log-level', options.logLevel ?? 'warn');

@@ -84,6 +84,9 @@ export interface DeleteItemInput {
 
 export interface DeleteItemResult {
   readonly deleted: boolean;
+  /** Echoed so the local-activity marker in history names the row it deleted. */
+  readonly itemId: string;
+  readonly poolToken: string;
 }
 
 export interface ListStaleFailedResult {

@@ -20,7 +20,10 @@ type History = temporal.api.history.v1.IHistory;
 const toMs = (t: temporal.api.history.v1.IHistoryEvent['eventTime']) =>
   t ? Number(t.seconds ?? 0) * 1000 + Math.floor((t.nanos ?? 0) / 1e6) : 0;
 
-/** Every activity in a history with its item (from its input) and the ids of its events. */
+/**
+ * Every activity in a history with its item and the ids of its events. Regular activities
+ * name their item in their input; local activities (one marker event) in their result.
+ */
 export function activityRecords(history: History): ActivityRecord[] {
   const byScheduled = new Map<number, ActivityRecord>();
   for (const event of history.events ?? []) {
@@ -42,6 +45,31 @@ export function activityRecords(history: History): ActivityRecord[] {
         attempts: undefined,
         scheduledAt: toMs(event.eventTime),
         closedAt: undefined,
+      });
+      continue;
+    }
+    const marker = event.markerRecordedEventAttributes;
+    if (marker?.markerName === 'core_local_activity') {
+      // A local activity (deleteItem) is one marker: its type in `data`, the item in its result.
+      const decode = (key: string) => {
+        const payload = marker.details?.[key]?.payloads?.[0];
+        return payload
+          ? (defaultPayloadConverter.fromPayload(payload) as Record<string, unknown>)
+          : undefined;
+      };
+      const data = decode('data') as { activity_type?: string; attempt?: number } | undefined;
+      const result = decode('result') as { itemId?: string; poolToken?: string } | undefined;
+      byScheduled.set(id, {
+        activity: data?.activity_type ?? '',
+        itemId: result?.itemId,
+        poolToken: result?.poolToken,
+        scheduledEventId: id,
+        startedEventId: id,
+        completedEventId: marker.failure ? undefined : id,
+        failedEventId: marker.failure ? id : undefined,
+        attempts: data?.attempt ?? undefined,
+        scheduledAt: toMs(event.eventTime),
+        closedAt: toMs(event.eventTime),
       });
       continue;
     }

@@ -300,6 +300,8 @@ describe('opt-in orphan reclamation (REAPER_RECLAIM_ORPHANS=true, default 24h or
       const { deleteItem } = activities(true);
       expect(await deleteItem({ item: row, expect: { status: 'assigned', assignedAt: listed } })).toEqual({
         deleted: false,
+        itemId: row.id,
+        poolToken: row.poolToken,
       });
       expect(await rowStatus(row.id)).toBe('assigned');
 
@@ -311,12 +313,18 @@ describe('opt-in orphan reclamation (REAPER_RECLAIM_ORPHANS=true, default 24h or
           item: row,
           expect: { status: 'assigned', assignedAt: current },
         }),
-      ).toEqual({ deleted: false });
+      ).toEqual({ deleted: false, itemId: row.id, poolToken: row.poolToken });
       expect(await rowStatus(row.id)).toBe('assigned');
       // The failed-item delete never takes an assigned row.
-      expect(await deleteItem({ item: row })).toEqual({ deleted: false });
+      expect(await deleteItem({ item: row })).toEqual({
+        deleted: false,
+        itemId: row.id,
+        poolToken: row.poolToken,
+      });
       expect(await deleteItem({ item: row, expect: { status: 'assigned', assignedAt: current } })).toEqual({
         deleted: true,
+        itemId: row.id,
+        poolToken: row.poolToken,
       });
       expect(await rowStatus(row.id)).toBeUndefined();
     });
