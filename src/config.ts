@@ -146,6 +146,12 @@ export function loadConfig(env: Env = process.env): ReaperConfig {
   }
   const temporalMetricsPort = read(env, 'TEMPORAL_METRICS_PORT');
   const platform = read(env, 'PLATFORM_DATABASE_URL');
+  const reclaimOrphans = parseBoolean('REAPER_RECLAIM_ORPHANS', read(env, 'REAPER_RECLAIM_ORPHANS'));
+  if (reclaimOrphans && platform === '') {
+    // Only the platform database can tell an orphan from a customer's item: refuse to start
+    // rather than run with a setting that silently does nothing.
+    throw new ConfigError('REAPER_RECLAIM_ORPHANS', 'false unless PLATFORM_DATABASE_URL is set, got "true"');
+  }
   const name = (n: EnvName) => n;
   const taskQueue = read(env, 'TEMPORAL_TASK_QUEUE');
   const tickerWorkflowId = read(env, 'REAPER_WORKFLOW_ID');
@@ -193,7 +199,7 @@ export function loadConfig(env: Env = process.env): ReaperConfig {
     batchLimit: parseInteger('REAPER_BATCH_LIMIT', read(env, 'REAPER_BATCH_LIMIT'), 1, 500),
     concurrency: parseInteger('REAPER_CONCURRENCY', read(env, 'REAPER_CONCURRENCY'), 1, 64),
     quarantineAfter: parseInteger('REAPER_QUARANTINE_AFTER', read(env, 'REAPER_QUARANTINE_AFTER'), 1, 1000),
-    reclaimOrphans: parseBoolean('REAPER_RECLAIM_ORPHANS', read(env, 'REAPER_RECLAIM_ORPHANS')),
+    reclaimOrphans,
     orphanGraceMs: parseDuration('REAPER_ORPHAN_GRACE', read(env, 'REAPER_ORPHAN_GRACE')),
     shutdownGraceMs: parseDuration('REAPER_SHUTDOWN_GRACE', read(env, 'REAPER_SHUTDOWN_GRACE')),
     logLevel: logLevel as ReaperConfig['logLevel'],

@@ -101,12 +101,6 @@ export async function startWorker(
   const platform = config.platformDatabaseUrl
     ? PlatformStore.connect(config.platformDatabaseUrl, { max: 4, log })
     : undefined;
-  if (config.reclaimOrphans && !platform) {
-    log.warn(
-      { event: 'pool_reaper.config.reclaim_without_platform' },
-      'REAPER_RECLAIM_ORPHANS=true has no effect without PLATFORM_DATABASE_URL: no orphan is reclaimed',
-    );
-  }
   const metrics = createMetrics(snapshotReader(store));
   const metricsServer = await serveMetrics(metrics.registry, config.metricsPort);
   const searchAttributes = await ensureSearchAttributes(client, target.namespace, log);

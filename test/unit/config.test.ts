@@ -30,6 +30,15 @@ describe('loadConfig', () => {
     expect(config.stuckAssignedGraceMs).toBe(2_700_000);
   });
 
+  it('accepts orphan reclamation with a platform database', () => {
+    const config = loadConfig({
+      REAPER_RECLAIM_ORPHANS: 'true',
+      PLATFORM_DATABASE_URL: 'postgres://ro@platform/db',
+    });
+    expect(config.reclaimOrphans).toBe(true);
+    expect(config.platformDatabaseUrl).toBe('postgres://ro@platform/db');
+  });
+
   it('reads extra clusters as local:<n>=<url> pairs', () => {
     const config = loadConfig({
       POSTGRES_ADMIN_URLS: 'local:1=postgres://a@h1/postgres, local:2=postgres://b@h2/postgres',
@@ -71,6 +80,11 @@ describe('loadConfig', () => {
     ],
     ['REAPER_RECLAIM_ORPHANS', { REAPER_RECLAIM_ORPHANS: 'maybe' }, /^REAPER_RECLAIM_ORPHANS: /],
     ['LOG_LEVEL', { LOG_LEVEL: 'loud' }, /^LOG_LEVEL: /],
+    [
+      'REAPER_RECLAIM_ORPHANS',
+      { REAPER_RECLAIM_ORPHANS: 'true' },
+      /^REAPER_RECLAIM_ORPHANS: .*PLATFORM_DATABASE_URL/,
+    ],
     ['TEMPORAL_TASK_QUEUE', { TEMPORAL_TASK_QUEUE: 'a queue' }, /^TEMPORAL_TASK_QUEUE: /],
   ];
   it.each(bad)('refuses a bad %s with one line naming it', (variable, env, message) => {
