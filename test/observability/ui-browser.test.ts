@@ -98,6 +98,8 @@ describe('the Temporal Web UI shows a pass and its teardowns', () => {
     for (const token of tokens) {
       await page.getByText(`postgres ${token}`).first().waitFor({ timeout: 30_000 });
     }
+    // The row deletes, as local-activity markers, are on the same page.
+    await page.getByText('deleteItem').first().waitFor({ timeout: 30_000 });
     await page.screenshot({ path: path.join(SCREENSHOTS, 'batch.png'), fullPage: true });
     const text = (await page.locator('body').textContent()) ?? '';
     for (const token of tokens) expect(text).toContain(token);
