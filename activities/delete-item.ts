@@ -11,7 +11,8 @@ export function deleteItemActivity(deps: ActivityDeps) {
   return async function deleteItem({ item, expect }: DeleteItemInput): Promise<DeleteItemResult> {
     const echo = { itemId: item.id, poolToken: item.poolToken };
     if (expect === undefined) return { deleted: await store.deleteFailedItem(item), ...echo };
-    if (orphanReclamation(deps) === undefined || expect.status !== 'assigned') return { deleted: false, ...echo };
+    if (orphanReclamation(deps) === undefined || expect.status !== 'assigned')
+      return { deleted: false, ...echo };
     const deleted = await store.deleteAssignedItem(item, expect.assignedAt);
     if (!deleted) {
       log.warn(

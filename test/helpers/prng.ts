@@ -43,7 +43,8 @@ export function createPrng(seed: number): Prng {
 /** The seed from RELIABILITY_SEED, or a fresh one; printed so a failing run can be replayed. */
 export function seedFor(scenario: string): number {
   const fromEnv = process.env['RELIABILITY_SEED'];
-  const seed = fromEnv !== undefined && fromEnv !== '' ? Number(fromEnv) : Math.floor(Math.random() * 2 ** 31);
+  const seed =
+    fromEnv !== undefined && fromEnv !== '' ? Number(fromEnv) : Math.floor(Math.random() * 2 ** 31);
   console.log(`[reliability] ${scenario}: seed ${seed} (replay with RELIABILITY_SEED=${seed})`);
   return seed;
 }
