@@ -46,21 +46,21 @@ export function createMetrics(readSnapshot?: SnapshotReader, options: { defaultM
     registers: [registry],
   });
 
-  // One read per scrape, shared by the gauges below.
+  // One read per scrape: the registry collects all gauges at once, and they share the read
+  // in flight. Nothing is kept after it, so the next scrape always reads afresh.
   let pending: Promise<SharedSnapshot | undefined> | undefined;
+  const read = async () => {
+    try {
+      return readSnapshot ? await readSnapshot() : undefined;
+    } catch {
+      stateReadErrors.inc();
+      return undefined;
+    }
+  };
   const snapshot = () => {
-    pending ??= (async () => {
-      try {
-        return readSnapshot ? await readSnapshot() : undefined;
-      } catch {
-        stateReadErrors.inc();
-        return undefined;
-      } finally {
-        setTimeout(() => {
-          pending = undefined;
-        }, 250).unref();
-      }
-    })();
+    pending ??= read().finally(() => {
+      pending = undefined;
+    });
     return pending;
   };
 

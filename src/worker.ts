@@ -90,7 +90,12 @@ export async function startWorker(
   const client = await connectClient(target);
   // Each concurrent teardown holds one provisioner connection (its row lock) and one admin
   // connection on its cluster; the rest serves listings, deletes and scrapes.
-  const store = PoolStore.connect(config.provisionerDatabaseUrl, config.concurrency * 2 + 4);
+  const store = PoolStore.connect(config.provisionerDatabaseUrl, config.concurrency * 2 + 4, (err) =>
+    log.warn(
+      { event: 'pool_reaper.provisioner_db.connection_lost', error: err.message },
+      'idle connection lost; replaced',
+    ),
+  );
   const teardown = createTeardownRegistry({
     postgresClusters: config.postgresClusters,
     redisClusters: config.redisClusters,

@@ -112,9 +112,16 @@ export function withKnownTypes(counts: Record<string, number>): Record<string, n
  * conditional delete, and the reaper's own tables. It never updates a provisioner column.
  */
 export class PoolStore {
-  constructor(readonly pool: pg.Pool) {}
+  constructor(
+    readonly pool: pg.Pool,
+    onIdleError: (err: Error) => void = () => undefined,
+  ) {
+    // An idle connection that the server closes (restart, pg_terminate_backend, failover) is
+    // discarded by the pool; without a listener Node would treat it as an uncaught error.
+    pool.on('error', onIdleError);
+  }
 
-  static connect(url: string, maxConnections: number): PoolStore {
+  static connect(url: string, maxConnections: number, onIdleError?: (err: Error) => void): PoolStore {
     return new PoolStore(
       new pg.Pool({
         connectionString: url,
@@ -123,6 +130,7 @@ export class PoolStore {
         connectionTimeoutMillis: 10_000,
         statement_timeout: 30_000,
       }),
+      onIdleError,
     );
   }
 

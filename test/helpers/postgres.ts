@@ -43,6 +43,7 @@ export async function createTestDatabase(
   const url = urlForDatabase(TEST_POSTGRES_URL, name);
   if (options.migrate !== false) await migrate(url);
   const pool = new pg.Pool({ connectionString: url, max: 4 });
+  pool.on('error', () => undefined); // idle connections closed by the server are simply replaced
   return {
     name,
     url,
