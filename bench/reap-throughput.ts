@@ -9,6 +9,7 @@
  *   npm run bench -- [--postgres 200] [--redis 50] [--concurrency 16] [--pgbench]
  */
 import { spawn, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import pg from 'pg';
 import { createActivities } from '../activities';
@@ -147,6 +148,7 @@ async function temporalPass(
         args: [{ concurrency }],
       });
       const items = await seedNow();
+      const cpuBefore = cpuSeconds(server.process.pid);
       const started = performance.now();
       const handle = await client.workflow.start('reapPass', {
         taskQueue,
@@ -155,17 +157,25 @@ async function temporalPass(
       });
       const summary = (await handle.result()) as PassSummary;
       const seconds = (performance.now() - started) / 1000;
+      const serverCpu = cpuSeconds(server.process.pid) - cpuBefore;
+      process.stderr.write(
+        `  Temporal dev server CPU during the pass: ${serverCpu.toFixed(2)} s (${((serverCpu / seconds) * 100).toFixed(0)}% of one core)\n`,
+      );
       if (summary.reaped !== items.length) {
         throw new Error(
           `reapPass reaped ${summary.reaped} of ${items.length}: ${JSON.stringify(summary.errors)}`,
         );
       }
-      let events = (await handle.fetchHistory()).events?.length ?? 0;
+      let events = 0;
       const latency = { scheduleToStart: 0, execution: 0, n: 0 };
+      const ids = [handle.workflowId];
       for await (const child of client.workflow.list({
         query: `ParentWorkflowId = '${handle.workflowId}'`,
       })) {
-        const history = await client.workflow.getHandle(child.workflowId).fetchHistory();
+        ids.push(child.workflowId);
+      }
+      for (const id of ids) {
+        const history = await client.workflow.getHandle(id).fetchHistory();
         events += history.events?.length ?? 0;
         const at = new Map<number, number>();
         const ms = (t: { seconds?: unknown; nanos?: number | null } | null | undefined) =>
@@ -197,6 +207,17 @@ async function temporalPass(
     await connection.close();
     await nativeConnection.close();
     await server.stop();
+  }
+}
+
+/** User + system CPU seconds a process has used so far (Linux /proc). */
+function cpuSeconds(pid: number | undefined): number {
+  if (pid === undefined) return 0;
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return 0;
   }
 }
 

@@ -29,6 +29,12 @@ export async function reapPass(options: ReapPassOptions = { concurrency: 8 }): P
   const startedAt = Date.now(); // workflow time: deterministic
   const passId = workflowInfo().workflowId;
   const { items, batchLimit } = await bookkeeping.listStaleFailed();
+  // The stuck-assigned report does not depend on this pass's items: run it alongside them.
+  // Settled into a value so a failure is rethrown where it is awaited, not reported as unhandled.
+  const reportDone = bookkeeping.reportStuckAssigned().then(
+    (report) => ({ report }),
+    (error: unknown) => ({ error }),
+  );
   const reapedTokens: string[] = [];
   const outcomes = new OutcomeTally(
     items.length,
@@ -64,7 +70,9 @@ export async function reapPass(options: ReapPassOptions = { concurrency: 8 }): P
   if (options.recordReapedTokens !== false) await recordReapedTokens(passId, reapedTokens);
   const { tally, errors } = outcomes;
 
-  const report = await bookkeeping.reportStuckAssigned();
+  const reported = await reportDone;
+  if ('error' in reported) throw reported.error;
+  const { report } = reported;
   // Only when the worker's config enables reclamation does the report name orphans to reclaim.
   const reclaimable = report.reclaimable ?? [];
   const reclaim =
