@@ -1,4 +1,5 @@
 import { Command, InvalidArgumentError } from 'commander';
+import pino from 'pino';
 import { ReaperClient, ReaperRequestRefusedError, TickerNotRunningError } from './client';
 import { ConfigError, loadConfig, parseDuration, type ReaperConfig } from './config';
 import { createLogger } from './logger';
@@ -26,6 +27,11 @@ class CliExit extends Error {
   ) {
     super(message);
   }
+}
+
+/** Operator commands keep stdout for their answer; their log lines (audit included) go to stderr. */
+function operatorLogger(cfg: ReaperConfig) {
+  return createLogger({ level: cfg.logLevel }, pino.destination({ dest: 2, sync: true }));
 }
 
 function config(): ReaperConfig {
@@ -92,7 +98,7 @@ export function buildProgram(): Command {
     .option('--create-database', 'create the provisioner database first if it does not exist')
     .action(async (opts: { createDatabase?: boolean }) => {
       const cfg = config();
-      const log = createLogger({ level: cfg.logLevel });
+      const log = operatorLogger(cfg);
       if (opts.createDatabase && (await ensureDatabase(cfg.provisionerDatabaseUrl))) {
         log.info({ event: 'pool_reaper.database.created' }, 'provisioner database created');
       }
@@ -220,7 +226,7 @@ export function buildProgram(): Command {
       if (!idOrToken && !opts.all)
         throw new CliExit(EXIT.usage, 'quarantine release: give an item id or pool token, or --all');
       const cfg = config();
-      const log = createLogger({ level: cfg.logLevel });
+      const log = operatorLogger(cfg);
       const store = PoolStore.connect(cfg.provisionerDatabaseUrl, 1);
       try {
         const selector = opts.all
