@@ -177,7 +177,13 @@ export async function serveMetrics(
     );
   });
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
+    server.once('error', (err: NodeJS.ErrnoException) =>
+      reject(
+        err.code === 'EADDRINUSE'
+          ? new Error(`METRICS_PORT: port ${port} is already in use (another worker on this host?)`)
+          : err,
+      ),
+    );
     server.listen(port, host, () => resolve());
   });
   return {
