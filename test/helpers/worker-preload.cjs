@@ -1,0 +1,18 @@
+// Test-only preload for `node dist/src/cli.js worker` (NODE_OPTIONS=--require <this file>).
+// The worker builds the ticker's pass options from REAPER_CONCURRENCY alone; reliability tests
+// also need shorter activity timeouts and faster retries (ReapPassOptions.activityTimeouts,
+// deprovisionRetry), which no variable sets. This merges RELIABILITY_PASS_OPTIONS (JSON) into
+// the settings the worker sends with its signal-with-start, so every pass the ticker starts
+// carries them from the first one on. Nothing else in the process is changed.
+const path = require('node:path');
+
+const overrides = process.env.RELIABILITY_PASS_OPTIONS;
+if (overrides) {
+  const extra = JSON.parse(overrides);
+  const client = require(path.resolve(__dirname, '..', '..', 'dist', 'src', 'client.js'));
+  const original = client.tickerSettingsFrom;
+  client.tickerSettingsFrom = (config, recordReapedTokens) => {
+    const settings = original(config, recordReapedTokens);
+    return { ...settings, pass: { ...settings.pass, ...extra } };
+  };
+}

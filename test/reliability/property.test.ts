@@ -1,0 +1,300 @@
+import { randomUUID } from 'node:crypto';
+import fc from 'fast-check';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { insertPoolItemRow, type PoolItemStatus, provisionItem } from '../../src/provision/seed';
+import { TEST_POSTGRES_URL, TEST_REDIS_URL } from '../helpers/env';
+import { createCanaries, dropEventsFrom, InvariantChecker, type OwnedCanaries } from '../helpers/invariants';
+import { seedFor } from '../helpers/prng';
+import { createReaperHarness, type ReaperHarness } from '../helpers/reaper';
+import { FAILED_GRACE_MS } from '../helpers/reliability-fixtures';
+import { recordFigures } from '../helpers/results';
+import { cleanupToken, seedTargets } from '../helpers/teardown-fixtures';
+
+/**
+ * Random pool_items populations run through a real pass (real Temporal, Postgres, Redis):
+ * types (incl. mongodb and an unknown one), statuses, ages on both sides of the grace, tokens
+ * (fresh, 59 bytes long, adversarial and arbitrary strings), clusters (default, unknown,
+ * unreachable). Real infra is created for every postgres/redis row with a usable token,
+ * including rows the reaper must leave alone. After the pass the invariant checker must find
+ * nothing, and each row must end as an independent model of the domain rules says:
+ * untouched, refused (row and infra kept), kept after an error, or reaped (row and infra gone).
+ */
+
+// The domain's lists (docs/domain.md), written out again on purpose: not imported from the guard.
+const RESERVED = [
+  'postgres',
+  'template0',
+  'template1',
+  'admin',
+  'default',
+  'root',
+  'instant_customers',
+  'instant_platform',
+  'instant_cust',
+  'instanode_admin',
+  'doadmin',
+];
+const TENANT_PREFIXES = ['dedicated_usr_', 'dedicated_db_', 'usr_', 'ded_', 'db_'];
+const bytes = (s: string) => Buffer.byteLength(s, 'utf8');
+const reserved = (s: string) => RESERVED.includes(s.toLowerCase());
+
+/** The token rules, plus the README's "tenant prefix followed by a reserved name" extension. */
+function tokenOk(t: string): boolean {
+  if (t === '' || bytes(t) > 63 || !/^[A-Za-z0-9._-]+$/.test(t) || reserved(t)) return false;
+  const prefix = TENANT_PREFIXES.find((p) => t.toLowerCase().startsWith(p));
+  return !(prefix !== undefined && reserved(t.slice(prefix.length)));
+}
+
+type Expected = 'untouched' | 'refused' | 'error' | 'reaped';
+
+interface RowSpec {
+  readonly type: string;
+  readonly status: PoolItemStatus;
+  readonly ageSec: number;
+  readonly token: { kind: 'fresh' } | { kind: 'long' } | { kind: 'given'; value: string };
+  readonly provider: string;
+}
+
+/** What the domain rules say must happen to a row in one pass. */
+function expectedOutcome(row: RowSpec, token: string): Expected {
+  const stale = row.status === 'failed' && row.ageSec * 1000 > FAILED_GRACE_MS;
+  if (!stale) return 'untouched';
+  // A shared NATS item has no per-item state: nothing to drop, so nothing to refuse.
+  if (row.type === 'queue') return 'reaped';
+  if (row.type !== 'postgres' && row.type !== 'redis') return 'refused';
+  const cluster = row.provider.split(';')[0]?.trim() || 'local:0';
+  if (cluster !== 'local:0' && cluster !== 'local:1') return 'refused';
+  const names = row.type === 'postgres' ? [token, `db_${token}`, `usr_${token}`] : [token, `usr_${token}`];
+  if (!tokenOk(token) || names.some((n) => bytes(n) > 63)) return 'refused';
+  // The legacy Redis ACL user is usr_<first 8 characters>: its tenant part obeys the same rules.
+  if (row.type === 'redis' && !tokenOk(token.slice(0, 8))) return 'refused';
+  return cluster === 'local:1' ? 'error' : 'reaped';
+}
+
+const ADVERSARIAL = [
+  '',
+  'postgres',
+  'Template1',
+  'DEFAULT',
+  'usr_root',
+  'DB_POSTGRES',
+  'a'.repeat(64),
+  `pool-${'z'.repeat(58)}`,
+  'x"; DROP DATABASE postgres; --',
+  'pool-*',
+  'pool-?',
+  'pool 1',
+  'pool-1\n',
+  'pööl-1',
+  '../x',
+  '%',
+  'postgres.1',
+];
+
+const rowArb: fc.Arbitrary<RowSpec> = fc.record({
+  type: fc.constantFrom('postgres', 'postgres', 'redis', 'redis', 'redis', 'queue', 'mongodb', 'mysql'),
+  status: fc.constantFrom<PoolItemStatus>('failed', 'failed', 'failed', 'ready', 'assigned'),
+  ageSec: fc.oneof(
+    { weight: 1, arbitrary: fc.integer({ min: 0, max: 8 * 60 }) },
+    { weight: 3, arbitrary: fc.integer({ min: 12 * 60, max: 6 * 3600 }) },
+  ),
+  token: fc.oneof(
+    { weight: 5, arbitrary: fc.constant({ kind: 'fresh' as const }) },
+    { weight: 1, arbitrary: fc.constant({ kind: 'long' as const }) },
+    {
+      weight: 2,
+      arbitrary: fc.constantFrom(...ADVERSARIAL).map((value) => ({ kind: 'given' as const, value })),
+    },
+    {
+      weight: 2,
+      arbitrary: fc
+        .string({ unit: 'grapheme', maxLength: 70 })
+        .map((value) => ({ kind: 'given' as const, value })),
+    },
+  ),
+  provider: fc.constantFrom('local:0', 'local:0', 'local:0', '', 'local:0;pooltok:x', 'local:9', 'local:1'),
+});
+
+interface Materialised {
+  readonly spec: RowSpec;
+  readonly id: string;
+  readonly token: string;
+  readonly expected: Expected;
+  readonly hasInfra: boolean;
+}
+
+describe('property: random populations through real passes', () => {
+  let h: ReaperHarness;
+  let canaries: OwnedCanaries;
+  const targets = seedTargets();
+
+  beforeAll(async () => {
+    h = await createReaperHarness('rel_property', {
+      postgresClusters: new Map([
+        ['local:0', TEST_POSTGRES_URL],
+        ['local:1', 'postgres://postgres@127.0.0.1:1/postgres'],
+      ]),
+      redisClusters: new Map([
+        ['local:0', TEST_REDIS_URL],
+        ['local:1', 'redis://127.0.0.1:1'],
+      ]),
+      settings: { quarantineAfter: 100 },
+    });
+    canaries = await createCanaries();
+  });
+
+  afterAll(async () => {
+    await canaries?.cleanup();
+    await targets.close();
+    await h?.close();
+  });
+
+  it('keeps both invariants and the domain model for every generated population', async () => {
+    const startedAt = Date.now();
+    const seed = seedFor('property');
+    const totals = {
+      runs: 0,
+      rows: 0,
+      reaped: 0,
+      refused: 0,
+      errors: 0,
+      untouched: 0,
+      wrongful: 0,
+      leaks: 0,
+      lost: 0,
+    };
+
+    await fc.assert(
+      fc.asyncProperty(
+        fc.array(rowArb, { minLength: 2, maxLength: 10 }),
+        fc.boolean(),
+        async (specs, pair) => {
+          const rows: Materialised[] = [];
+          const infraTokens: string[] = [];
+          try {
+            for (const spec of specs) {
+              const token =
+                spec.token.kind === 'fresh'
+                  ? `pool-${randomUUID()}`
+                  : spec.token.kind === 'long'
+                    ? `pool-${randomUUID()}${'x'.repeat(18)}`
+                    : spec.token.value;
+              const expected = expectedOutcome(spec, token);
+              // Real infra for every unique, usable postgres/redis token, whatever the row's fate.
+              const hasInfra =
+                spec.token.kind !== 'given' &&
+                (spec.type === 'postgres' || spec.type === 'redis') &&
+                bytes(`usr_${token}`) <= 63;
+              if (hasInfra) {
+                infraTokens.push(token);
+                await provisionItem(targets, { resourceType: spec.type as 'postgres' | 'redis', token });
+              }
+              const ref = await insertPoolItemRow(h.db.pool, {
+                resourceType: spec.type,
+                poolToken: token,
+                connectionUrl: 'nats://u:not-a-real-secret@127.0.0.1:4222',
+                providerResourceId: spec.provider,
+                status: spec.status,
+                ageMs: spec.ageSec * 1000,
+              });
+              rows.push({ spec, id: ref.id, token, expected, hasInfra });
+            }
+            if (pair) {
+              // A ready item whose role name is exactly 63 bytes, and a stale failed row whose
+              // role name would be 64: Postgres would truncate it onto the ready item's role.
+              const stem = `pool-${randomUUID()}${'k'.repeat(18)}`;
+              infraTokens.push(stem);
+              await provisionItem(targets, { resourceType: 'postgres', token: stem });
+              for (const [token, status] of [
+                [stem, 'ready'],
+                [`${stem}q`, 'failed'],
+              ] as const) {
+                const spec: RowSpec = {
+                  type: 'postgres',
+                  status,
+                  ageSec: 3600,
+                  token: { kind: 'given', value: token },
+                  provider: 'local:0',
+                };
+                const ref = await insertPoolItemRow(h.db.pool, {
+                  resourceType: 'postgres',
+                  poolToken: token,
+                  connectionUrl: 'postgres://u:not-a-real-secret@127.0.0.1:5432/x',
+                  status,
+                  ageMs: 3_600_000,
+                });
+                rows.push({
+                  spec,
+                  id: ref.id,
+                  token,
+                  expected: expectedOutcome(spec, token),
+                  hasInfra: token === stem,
+                });
+              }
+            }
+
+            const checker = new InvariantChecker({
+              pool: h.db.pool,
+              failedGraceMs: FAILED_GRACE_MS,
+              canaries,
+            });
+            await checker.snapshot();
+            const { summary } = await h.runPass();
+            const report = await checker.check({
+              dropEvents: dropEventsFrom(h.log.lines),
+              temporal: { client: h.temporal.client, taskQueue: h.taskQueue },
+            });
+            expect(report.violations).toEqual([]);
+
+            const count = (e: Expected) => rows.filter((r) => r.expected === e).length;
+            const present = new Set(
+              (await h.db.pool.query<{ id: string }>('SELECT id FROM pool_items')).rows.map((r) => r.id),
+            );
+            for (const r of rows) {
+              const what = `${r.spec.type} ${r.spec.status} ${r.spec.ageSec}s ${JSON.stringify(r.token)} @${JSON.stringify(r.spec.provider)}`;
+              expect(present.has(r.id), `row ${what} (expected ${r.expected})`).toBe(r.expected !== 'reaped');
+              if (r.hasInfra) {
+                const infra = await checker.infraOf(r.token);
+                expect(infra.length === 0, `infra of ${what} (expected ${r.expected})`).toBe(
+                  r.expected === 'reaped',
+                );
+              }
+            }
+            expect(summary.listed).toBe(rows.length - count('untouched'));
+            expect(summary.reaped).toBe(count('reaped'));
+            expect(summary.refused).toBe(count('refused'));
+            expect(summary.deprovisionErrors).toBe(count('error'));
+
+            totals.runs++;
+            totals.rows += rows.length;
+            totals.reaped += count('reaped');
+            totals.refused += count('refused');
+            totals.errors += count('error');
+            totals.untouched += count('untouched');
+            totals.wrongful += report.wrongfulDrops;
+            totals.leaks += report.leaks;
+            totals.lost += report.rowsLost;
+          } finally {
+            await h.db.pool.query('DELETE FROM pool_items');
+            await h.db.pool.query('DELETE FROM pool_reaper_item_failures');
+            for (const token of infraTokens) await cleanupToken(targets, token).catch(() => undefined);
+          }
+        },
+      ),
+      { numRuns: 15, seed, endOnFailure: true },
+    );
+
+    recordFigures({
+      scenario: 'property (fast-check)',
+      runs: totals.runs,
+      items: totals.rows,
+      faults: `random populations: ${totals.refused} refused, ${totals.errors} unreachable-cluster errors, ${totals.untouched} not eligible`,
+      wrongfulDrops: totals.wrongful,
+      leaks: totals.leaks,
+      rowsLost: totals.lost,
+      durationMs: Date.now() - startedAt,
+      reaped: totals.reaped,
+    });
+    expect(totals.runs).toBe(15);
+  }, 180_000);
+});
