@@ -1,6 +1,9 @@
 import type { PassSummary } from '../src/shared/types';
 import { type ActivityDeps, STATE_KEYS } from './deps';
 
+/** Tombstones answer retried deletes (seconds to minutes later); a week leaves room for audits. */
+const TOMBSTONE_RETENTION_MS = 7 * 24 * 3_600_000;
+
 export function recordPassSummaryActivity({ store, metrics, log }: ActivityDeps) {
   /** Counts the pass's outcomes and duration, and stamps the shared last-pass time. */
   return async function recordPassSummary(summary: PassSummary): Promise<void> {
@@ -10,6 +13,7 @@ export function recordPassSummaryActivity({ store, metrics, log }: ActivityDeps)
       summary,
     });
     metrics.recordPass(summary);
+    await store.pruneReaped(TOMBSTONE_RETENTION_MS);
     log.info(
       {
         event: 'pool_reaper.pass.completed',

@@ -11,7 +11,12 @@ import type { ItemError, OutcomeCount, PoolItemRef, ReapOutcome, ReapPassOptions
 type Activities = ReturnType<typeof createActivities>;
 
 /** Failure types that mean "an operator must look": retrying them cannot help. */
-export const REFUSAL_TYPES = ['DropRefusedError', 'UnsupportedResourceTypeError', 'UnknownClusterError'];
+export const REFUSAL_TYPES = [
+  'DropRefusedError',
+  'UnsupportedResourceTypeError',
+  'UnknownClusterError',
+  'SharedPoolTokenError',
+];
 export const NON_RETRYABLE_TYPES = [
   ...REFUSAL_TYPES,
   'ForceBlockedError',

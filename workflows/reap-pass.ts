@@ -15,7 +15,8 @@ import { describeOrphans, orphanSummaryFields, reclaimOrphans } from './reclaim-
 type Activities = ReturnType<typeof createActivities>;
 
 const bookkeeping = proxyActivities<Activities>({
-  startToCloseTimeout: '1 minute',
+  // Short: these are a few queries, and a worker that dies mid-call should cost seconds.
+  startToCloseTimeout: '30 seconds',
   retry: { initialInterval: '1 second', maximumInterval: '10 seconds', maximumAttempts: 5 },
 });
 

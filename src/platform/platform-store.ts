@@ -1,6 +1,7 @@
 import pg from 'pg';
 import type { Logger } from '../logger';
 import type { PlatformCheckFailureReason } from '../shared/types';
+import { inTransaction } from '../store/checked-out-client';
 import { scrubSecrets } from '../teardown/errors';
 import type { PlatformInventory } from './classify';
 
@@ -70,40 +71,33 @@ export class PlatformStore implements PlatformLookup {
   }
 
   async inventory(poolTokens: readonly string[]): Promise<PlatformInventory> {
-    const client = await this.pool.connect();
-    let broken = false;
-    try {
-      // One snapshot for the flags and every chunk; READ ONLY: this reaper never writes here.
-      await client.query('BEGIN TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY');
-      const { rows: flags } = await client.query<{ has_resources: boolean; has_bindings: boolean }>(
-        INVENTORY_FLAGS_SQL,
-      );
-      const bindings = new Map<string, string[]>();
-      const tokens = [...new Set(poolTokens)];
-      for (let i = 0; i < tokens.length; i += TOKENS_PER_QUERY) {
-        const { rows } = await client.query<{ token: string; status: string | null }>(BINDINGS_SQL, [
-          tokens.slice(i, i + TOKENS_PER_QUERY),
-        ]);
-        for (const row of rows) {
-          const list = bindings.get(row.token) ?? [];
-          list.push(row.status ?? '');
-          bindings.set(row.token, list);
+    // One snapshot for the flags and every chunk; READ ONLY: this reaper never writes here.
+    return inTransaction(
+      this.pool,
+      async (client) => {
+        const { rows: flags } = await client.query<{ has_resources: boolean; has_bindings: boolean }>(
+          INVENTORY_FLAGS_SQL,
+        );
+        const bindings = new Map<string, string[]>();
+        const tokens = [...new Set(poolTokens)];
+        for (let i = 0; i < tokens.length; i += TOKENS_PER_QUERY) {
+          const { rows } = await client.query<{ token: string; status: string | null }>(BINDINGS_SQL, [
+            tokens.slice(i, i + TOKENS_PER_QUERY),
+          ]);
+          for (const row of rows) {
+            const list = bindings.get(row.token) ?? [];
+            list.push(row.status ?? '');
+            bindings.set(row.token, list);
+          }
         }
-      }
-      await client.query('COMMIT');
-      return {
-        hasResources: flags[0]?.has_resources === true,
-        hasBindings: flags[0]?.has_bindings === true,
-        bindings,
-      };
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => {
-        broken = true;
-      });
-      throw err;
-    } finally {
-      client.release(broken);
-    }
+        return {
+          hasResources: flags[0]?.has_resources === true,
+          hasBindings: flags[0]?.has_bindings === true,
+          bindings,
+        };
+      },
+      'BEGIN TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY',
+    );
   }
 }
 

@@ -1,9 +1,17 @@
 import pg from 'pg';
 import { type AssignedItemRef, type PoolItemRef, RESOURCE_TYPES } from '../shared/types';
+import { inTransaction } from './checked-out-client';
 
 /** Another reaper (or a provisioner transaction) holds the row: try again shortly. */
 export class ItemLockedError extends Error {
   override readonly name = 'ItemLockedError';
+}
+
+/** Another live (ready or assigned) row carries the same pool token: an operator must look. */
+export class SharedPoolTokenError extends Error {
+  override readonly name = 'SharedPoolTokenError';
+  readonly retryable = false;
+  readonly category = 'operator';
 }
 
 export type LockedRun<T> =
@@ -56,6 +64,7 @@ interface LockedRow {
   provider_resource_id: string;
   stale: boolean | null;
   same_assigned_at: boolean | null;
+  token_shared?: boolean;
 }
 
 /** Why the row is no longer the one the caller expects, or undefined when it still is. */
@@ -177,43 +186,42 @@ export class PoolStore {
     expected: RowExpectation,
     fn: () => Promise<T>,
   ): Promise<LockedRun<T>> {
-    const client = await this.pool.connect();
-    let broken = false;
-    try {
-      await client.query('BEGIN');
-      // A worker that hangs must not hold the row forever.
-      await client.query("SET LOCAL idle_in_transaction_session_timeout = '15min'");
-      let rows: LockedRow[];
-      try {
-        ({ rows } = await client.query<LockedRow>(
-          `SELECT status, pool_token, resource_type, provider_resource_id,
+    const outcome = await inTransaction(
+      this.pool,
+      async (client): Promise<LockedRun<T> | { mismatch: string }> => {
+        // A worker that hangs must not hold the row forever.
+        await client.query("SET LOCAL idle_in_transaction_session_timeout = '15min'");
+        let rows: LockedRow[];
+        try {
+          ({ rows } = await client.query<LockedRow>(
+            `SELECT status, pool_token, resource_type, provider_resource_id,
                   assigned_at < now() - make_interval(secs => $2) AS stale,
-                  assigned_at = $3::timestamptz AS same_assigned_at
+                  assigned_at = $3::timestamptz AS same_assigned_at,
+                  EXISTS (SELECT 1 FROM pool_items o
+                           WHERE o.pool_token = pool_items.pool_token AND o.id <> pool_items.id
+                             AND o.status <> 'failed') AS token_shared
              FROM pool_items WHERE id = $1 FOR UPDATE NOWAIT`,
-          [item.id, secs(expected.graceMs), expected.status === 'assigned' ? expected.assignedAt : null],
-        ));
-      } catch (err) {
-        if ((err as { code?: string }).code === '55P03') {
-          throw new ItemLockedError(`pool item ${item.id} is locked by another transaction`);
+            [item.id, secs(expected.graceMs), expected.status === 'assigned' ? expected.assignedAt : null],
+          ));
+        } catch (err) {
+          if ((err as { code?: string }).code === '55P03') {
+            throw new ItemLockedError(`pool item ${item.id} is locked by another transaction`);
+          }
+          throw err;
         }
-        throw err;
-      }
-      const reason = rowMismatch(rows[0], item, expected);
-      if (reason !== undefined) {
-        await client.query('ROLLBACK');
-        return { ran: false, reason };
-      }
-      const value = await fn();
-      await client.query('COMMIT');
-      return { ran: true, value };
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => {
-        broken = true;
-      });
-      throw err;
-    } finally {
-      client.release(broken);
-    }
+        const reason = rowMismatch(rows[0], item, expected);
+        if (reason !== undefined) return { mismatch: reason };
+        if (rows[0]?.token_shared) {
+          // Every infra name derives from the token: tearing this one down would take a live
+          // item's database, keys and users with it. Needs an operator, never a retry.
+          throw new SharedPoolTokenError(
+            `pool token ${item.poolToken} is also used by a ready or assigned row; refusing to tear it down`,
+          );
+        }
+        return { ran: true, value: await fn() };
+      },
+    );
+    return 'mismatch' in outcome ? { ran: false, reason: outcome.mismatch } : outcome;
   }
 
   /** Without a lock: why the row is no longer the orphan that was listed, or undefined. */
@@ -234,22 +242,15 @@ export class PoolStore {
 
   /** Deletes the row only if it is still the same failed item; forgets its failure record. */
   async deleteFailedItem(item: PoolItemRef): Promise<boolean> {
-    const client = await this.pool.connect();
-    try {
-      await client.query('BEGIN');
+    return inTransaction(this.pool, async (client) => {
       const { rowCount } = await client.query(
         `DELETE FROM pool_items WHERE id = $1 AND pool_token = $2 AND status = 'failed'`,
         [item.id, item.poolToken],
       );
-      if (rowCount) await client.query('DELETE FROM pool_reaper_item_failures WHERE item_id = $1', [item.id]);
-      await client.query('COMMIT');
-      return (rowCount ?? 0) > 0;
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw err;
-    } finally {
-      client.release();
-    }
+      if (rowCount) return this.recordReaped(client, item);
+      // A retry after a crash that followed the commit: the tombstone says it was ours.
+      return this.wasReaped(client, item);
+    });
   }
 
   /**
@@ -257,23 +258,43 @@ export class PoolStore {
    * with (a Claim or Discard since then changes it); forgets its failure record.
    */
   async deleteAssignedItem(item: PoolItemRef, assignedAt: string): Promise<boolean> {
-    const client = await this.pool.connect();
-    try {
-      await client.query('BEGIN');
+    return inTransaction(this.pool, async (client) => {
       const { rowCount } = await client.query(
         `DELETE FROM pool_items
           WHERE id = $1 AND pool_token = $2 AND status = 'assigned' AND assigned_at = $3::timestamptz`,
         [item.id, item.poolToken, assignedAt],
       );
-      if (rowCount) await client.query('DELETE FROM pool_reaper_item_failures WHERE item_id = $1', [item.id]);
-      await client.query('COMMIT');
-      return (rowCount ?? 0) > 0;
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw err;
-    } finally {
-      client.release();
-    }
+      if (rowCount) return this.recordReaped(client, item);
+      return this.wasReaped(client, item);
+    });
+  }
+
+  /** In the delete's transaction: forget the failure record, leave a tombstone. */
+  private async recordReaped(client: pg.PoolClient, item: PoolItemRef): Promise<true> {
+    await client.query('DELETE FROM pool_reaper_item_failures WHERE item_id = $1', [item.id]);
+    await client.query(
+      `INSERT INTO pool_reaper_reaped (item_id, pool_token, resource_type) VALUES ($1, $2, $3)
+       ON CONFLICT (item_id) DO NOTHING`,
+      [item.id, item.poolToken, item.resourceType],
+    );
+    return true;
+  }
+
+  private async wasReaped(client: pg.PoolClient, item: PoolItemRef): Promise<boolean> {
+    const { rowCount } = await client.query(
+      'SELECT 1 FROM pool_reaper_reaped WHERE item_id = $1 AND pool_token = $2',
+      [item.id, item.poolToken],
+    );
+    return (rowCount ?? 0) > 0;
+  }
+
+  /** Tombstones only answer retries; keep them a while for audits, then drop them. */
+  async pruneReaped(olderThanMs: number): Promise<number> {
+    const { rowCount } = await this.pool.query(
+      'DELETE FROM pool_reaper_reaped WHERE reaped_at < now() - make_interval(secs => $1)',
+      [secs(olderThanMs)],
+    );
+    return rowCount ?? 0;
   }
 
   /** Every assigned row older than the stuck grace, oldest first: small records, never connection URLs. */

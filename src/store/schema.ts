@@ -62,4 +62,17 @@ export const MIGRATIONS: readonly Migration[] = [
       )`,
     ],
   },
+  {
+    version: 4,
+    name: 'reaper-owned tombstones of deleted rows (a retried delete after a crash still counts as reaped)',
+    statements: [
+      `CREATE TABLE IF NOT EXISTS pool_reaper_reaped (
+        item_id uuid PRIMARY KEY,
+        pool_token text NOT NULL,
+        resource_type text NOT NULL,
+        reaped_at timestamptz NOT NULL DEFAULT now()
+      )`,
+      `CREATE INDEX IF NOT EXISTS idx_pool_reaper_reaped_at ON pool_reaper_reaped (reaped_at)`,
+    ],
+  },
 ];

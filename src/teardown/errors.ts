@@ -245,10 +245,12 @@ export function classifyPostgresError(err: unknown, context: ErrorContext): Tear
       if (/currently open database/i.test(text)) return new BackendTeardownError(message, withCode);
       return new TransientTeardownError(message, withCode);
     }
-    // insufficient_privilege, invalid_authorization_specification, invalid_password
-    if (sqlState === '42501' || sqlState === '28000' || sqlState === '28P01') {
-      return new TeardownPermissionError(message, withCode);
-    }
+    // insufficient_privilege: the admin role lacks a right on this item's objects.
+    if (sqlState === '42501') return new TeardownPermissionError(message, withCode);
+    // invalid_authorization_specification, invalid_password: the admin login itself is
+    // refused, for every item of the cluster alike. Retried and counted as deprovision_err
+    // (PoolReapErrors pages), never quarantined item by item.
+    if (sqlState === '28000' || sqlState === '28P01') return new TransientTeardownError(message, withCode);
     if (sqlState === '2BP01') return new RoleStillReferencedError(message, withCode);
     if (isTransientSqlState(sqlState)) return new TransientTeardownError(message, withCode);
     return new BackendTeardownError(message, withCode);

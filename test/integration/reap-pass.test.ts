@@ -125,6 +125,24 @@ describe('reapPass on real Temporal, Postgres and Redis', () => {
     expect(summary.stuckAssigned['redis']).toBe(1);
   });
 
+  it('refuses a failed row whose pool token a live row also carries, keeping both rows and the infra', async () => {
+    const live = await provision('postgres', 'ready', HOUR);
+    const twin = await insertRow(h.db.pool, {
+      resourceType: 'postgres',
+      status: 'failed',
+      ageMs: HOUR,
+      poolToken: live.poolToken,
+    });
+    const { summary } = await h.runPass();
+    expect(summary).toMatchObject({ listed: 1, reaped: 0, refused: 1 });
+    expect(summary.errors[0]?.errorType).toBe('SharedPoolTokenError');
+    expect(await databaseExists(`db_${live.poolToken}`)).toBe(true);
+    expect(await roleExists(`usr_${live.poolToken}`)).toBe(true);
+    expect(await rowExists(live.id)).toBe(true);
+    expect(await rowExists(twin.id)).toBe(true);
+    expect((await h.store.listFailures()).map((f) => f.itemId)).toEqual([twin.id]);
+  });
+
   it('keeps the row and counts deprovision_err when the cluster is unreachable', async () => {
     const row = await insertRow(h.db.pool, {
       resourceType: 'postgres',

@@ -57,6 +57,11 @@ describe('smoke: the real Temporal server runs a workflow with activities', () =
     ]);
     expect(await h.store.deleteFailedItem(row)).toBe(true);
     expect(await h.store.listStaleFailed(10 * 60_000, 10)).toEqual([]);
+    // A retried delete (the worker died after the commit) still reports the row as reaped...
+    expect(await h.store.deleteFailedItem(row)).toBe(true);
+    // ...but a row the reaper never deleted is not claimed.
+    const never = await insertRow(h.db.pool, { resourceType: 'queue', status: 'ready', ageMs: HOUR });
+    expect(await h.store.deleteFailedItem(never)).toBe(false);
   });
 });
 
@@ -93,6 +98,7 @@ describe('migrate against an existing provisioner table', () => {
       'pool_items',
       'pool_reaper_item_failures',
       'pool_reaper_migrations',
+      'pool_reaper_reaped',
       'pool_reaper_state',
     ]);
     const indexes = (
@@ -109,7 +115,7 @@ describe('migrate against an existing provisioner table', () => {
     const fresh = await createTestDatabase('migrate_race', { migrate: false });
     try {
       const results = await Promise.all([migrate(fresh.url), migrate(fresh.url), migrate(fresh.url)]);
-      expect(results.flatMap((r) => r.applied).sort()).toEqual([1, 2, 3]);
+      expect(results.flatMap((r) => r.applied).sort()).toEqual([1, 2, 3, 4]);
     } finally {
       await fresh.drop();
     }

@@ -276,6 +276,8 @@ describe('dependency outages mid-pass', () => {
 
     expect(injected).toHaveLength(6);
     expect(report.violations).toEqual([]);
+    // A connection killed under a held row lock surfaces as a failed activity, not a dead worker.
+    expect(worker.crashes).toEqual([]);
     // Reaped or kept with its row: nothing in between (a row gone with infra left is a leak above).
     expect(report.rowsDeleted + kept).toBe(population.stale.length);
     expect(errorsInSummaries).toBeGreaterThan(0);

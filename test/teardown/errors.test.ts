@@ -96,10 +96,17 @@ describe('classifyPostgresError', () => {
       false,
     ],
     [
+      // The admin login refused: cluster-wide, retried and alerted on, never quarantined per item.
       '28P01 bad password',
       pgError('28P01', 'password authentication failed for user "x"'),
-      TeardownPermissionError,
-      false,
+      TransientTeardownError,
+      true,
+    ],
+    [
+      '28000 login not allowed',
+      pgError('28000', 'role "admin" is not permitted to log in'),
+      TransientTeardownError,
+      true,
     ],
     [
       '2BP01 dependent objects',
