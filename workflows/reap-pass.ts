@@ -1,6 +1,6 @@
 import { executeChild, log, proxyActivities, setCurrentDetails, workflowInfo } from '@temporalio/workflow';
 import type { createActivities } from '../activities';
-import type { PassSummary, ReapPassOptions } from '../src/shared/types';
+import type { PassSummary, PoolItemRef, ReapPassOptions } from '../src/shared/types';
 import {
   deleteItemStep,
   deprovisionFailureOutcome,
@@ -44,6 +44,19 @@ export async function reapPass(options: ReapPassOptions = { concurrency: 8 }): P
       `deprovision errors ${t.deprovision_err}, delete errors ${t.delete_err}, skipped ${t.skipped}`,
   );
 
+  // Only after its infra is confirmed freed may an item's row go. The delete does not hold
+  // up the lane: the lane moves on to its next teardown while the row is deleted.
+  const deleteRow = async (item: PoolItemRef) => {
+    try {
+      const { deleted } = await deleteItemStep(item, options)({ item });
+      if (deleted) reapedTokens.push(item.poolToken);
+      outcomes.record(item, deleted ? 'reaped' : 'skipped');
+    } catch (err) {
+      outcomes.record(item, 'delete_err', failureOf(err));
+    }
+  };
+  const deletes: Promise<void>[] = [];
+
   // All items share one pool of `concurrency` lanes: a lane that finishes takes the next item,
   // so a slow drop never leaves other lanes idle.
   await forEachConcurrently(items, options.concurrency, async (item) => {
@@ -59,15 +72,9 @@ export async function reapPass(options: ReapPassOptions = { concurrency: 8 }): P
       log.warn('deprovision failed; row kept', { poolToken: item.poolToken, errorType: failure.type });
       return;
     }
-    // Only now, with the infra confirmed freed, may the row go.
-    try {
-      const { deleted } = await deleteItemStep(item, options)({ item });
-      if (deleted) reapedTokens.push(item.poolToken);
-      outcomes.record(item, deleted ? 'reaped' : 'skipped');
-    } catch (err) {
-      outcomes.record(item, 'delete_err', failureOf(err));
-    }
+    deletes.push(deleteRow(item));
   });
+  await Promise.all(deletes);
   if (options.recordReapedTokens !== false) await recordReapedTokens(passId, reapedTokens);
   const { tally, errors } = outcomes;
 
