@@ -149,6 +149,7 @@ async function temporalPass(
       });
       const items = await seedNow();
       const cpuBefore = cpuSeconds(server.process.pid);
+      const selfBefore = process.cpuUsage();
       const started = performance.now();
       const handle = await client.workflow.start('reapPass', {
         taskQueue,
@@ -158,8 +159,11 @@ async function temporalPass(
       const summary = (await handle.result()) as PassSummary;
       const seconds = (performance.now() - started) / 1000;
       const serverCpu = cpuSeconds(server.process.pid) - cpuBefore;
+      const self = process.cpuUsage(selfBefore);
+      const workerCpu = (self.user + self.system) / 1e6;
       process.stderr.write(
-        `  Temporal dev server CPU during the pass: ${serverCpu.toFixed(2)} s (${((serverCpu / seconds) * 100).toFixed(0)}% of one core)\n`,
+        `  CPU during the pass: Temporal dev server ${serverCpu.toFixed(2)} s, worker process ${workerCpu.toFixed(2)} s ` +
+          `(${(((serverCpu + workerCpu) / seconds) * 100).toFixed(0)}% of one core together)\n`,
       );
       if (summary.reaped !== items.length) {
         throw new Error(
@@ -167,7 +171,9 @@ async function temporalPass(
         );
       }
       let events = 0;
-      const latency = { scheduleToStart: 0, execution: 0, n: 0 };
+      const latency = { scheduleToStart: 0, execution: 0, n: 0, turnaround: 0, turns: 0 };
+      const edges = { start: 0, firstSchedule: 0, lastMarker: 0, end: 0 };
+      const wft = { n: 0, queued: 0, running: 0, scheduledAt: 0, startedAt: 0 };
       const ids = [handle.workflowId];
       for await (const child of client.workflow.list({
         query: `ParentWorkflowId = '${handle.workflowId}'`,
@@ -180,9 +186,34 @@ async function temporalPass(
         const at = new Map<number, number>();
         const ms = (t: { seconds?: unknown; nanos?: number | null } | null | undefined) =>
           Number(t?.seconds ?? 0) * 1000 + (t?.nanos ?? 0) / 1e6;
+        let lastCompletion: number | undefined;
+        const isPass = id === handle.workflowId;
         for (const e of history.events ?? []) {
           const id = Number(e.eventId);
-          if (e.activityTaskScheduledEventAttributes) at.set(id, ms(e.eventTime));
+          if (isPass && e.workflowExecutionStartedEventAttributes) edges.start = ms(e.eventTime);
+          if (isPass && e.workflowExecutionCompletedEventAttributes) edges.end = ms(e.eventTime);
+          if (isPass && e.markerRecordedEventAttributes) edges.lastMarker = ms(e.eventTime);
+          if (isPass && e.workflowTaskScheduledEventAttributes) wft.scheduledAt = ms(e.eventTime);
+          if (isPass && e.workflowTaskStartedEventAttributes) {
+            wft.startedAt = ms(e.eventTime);
+            wft.queued += wft.startedAt - wft.scheduledAt;
+          }
+          if (isPass && e.workflowTaskCompletedEventAttributes) {
+            wft.running += ms(e.eventTime) - wft.startedAt;
+            wft.n += 1;
+          }
+          if (e.activityTaskScheduledEventAttributes) {
+            at.set(id, ms(e.eventTime));
+            if (isPass && e.activityTaskScheduledEventAttributes.activityType?.name === 'deprovision') {
+              edges.firstSchedule ||= ms(e.eventTime);
+            }
+            // From a lane's teardown completing to its next teardown being scheduled.
+            if (lastCompletion !== undefined) {
+              latency.turnaround += ms(e.eventTime) - lastCompletion;
+              latency.turns += 1;
+              lastCompletion = undefined;
+            }
+          }
           const started = e.activityTaskStartedEventAttributes;
           if (started) {
             latency.scheduleToStart += ms(e.eventTime) - (at.get(Number(started.scheduledEventId)) ?? 0);
@@ -192,13 +223,19 @@ async function temporalPass(
           if (done) {
             latency.execution += ms(e.eventTime) - (at.get(Number(done.startedEventId)) ?? 0);
             latency.n += 1;
+            lastCompletion ??= ms(e.eventTime);
           }
         }
       }
       process.stderr.write(
         `  deprovision: mean schedule-to-start ${(latency.scheduleToStart / latency.n).toFixed(1)} ms, ` +
           `mean execution ${(latency.execution / latency.n).toFixed(1)} ms, ` +
-          `lane utilisation ${((latency.execution / 1000 / (concurrency * seconds)) * 100).toFixed(0)}%\n`,
+          `lane utilisation ${((latency.execution / 1000 / (concurrency * seconds)) * 100).toFixed(0)}%\n` +
+          `  pass: start → first deprovision ${(edges.firstSchedule - edges.start).toFixed(0)} ms, ` +
+          `completion → next schedule ${(latency.turnaround / Math.max(1, latency.turns)).toFixed(1)} ms, ` +
+          `last delete → pass closed ${(edges.end - edges.lastMarker).toFixed(0)} ms\n` +
+          `  workflow tasks: ${wft.n} (${(wft.n / items.length).toFixed(2)} per item), mean ${(wft.queued / Math.max(1, wft.n)).toFixed(1)} ms ` +
+          `scheduled → started, ${(wft.running / Math.max(1, wft.n)).toFixed(1)} ms started → completed\n`,
       );
       return { seconds, eventsPerItem: events / items.length, items: items.length };
     });
@@ -271,7 +308,13 @@ async function main() {
   };
   const direct = (C: number) => async () => {
     const items = await seedNow();
-    return { seconds: await directLoop(store, items, C, opts), items: items.length };
+    const before = process.cpuUsage();
+    const seconds = await directLoop(store, items, C, opts);
+    const used = process.cpuUsage(before);
+    process.stderr.write(
+      `  CPU of the direct loop's process: ${((used.user + used.system) / 1e6).toFixed(2)} s\n`,
+    );
+    return { seconds, items: items.length };
   };
   const run = async (
     mode: string,
