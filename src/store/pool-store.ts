@@ -242,15 +242,7 @@ export class PoolStore {
 
   /** Deletes the row only if it is still the same failed item; forgets its failure record. */
   async deleteFailedItem(item: PoolItemRef): Promise<boolean> {
-    return inTransaction(this.pool, async (client) => {
-      const { rowCount } = await client.query(
-        `DELETE FROM pool_items WHERE id = $1 AND pool_token = $2 AND status = 'failed'`,
-        [item.id, item.poolToken],
-      );
-      if (rowCount) return this.recordReaped(client, item);
-      // A retry after a crash that followed the commit: the tombstone says it was ours.
-      return this.wasReaped(client, item);
-    });
+    return this.deleteReaped(item, `status = 'failed'`, []);
   }
 
   /**
@@ -258,34 +250,32 @@ export class PoolStore {
    * with (a Claim or Discard since then changes it); forgets its failure record.
    */
   async deleteAssignedItem(item: PoolItemRef, assignedAt: string): Promise<boolean> {
-    return inTransaction(this.pool, async (client) => {
-      const { rowCount } = await client.query(
-        `DELETE FROM pool_items
-          WHERE id = $1 AND pool_token = $2 AND status = 'assigned' AND assigned_at = $3::timestamptz`,
-        [item.id, item.poolToken, assignedAt],
-      );
-      if (rowCount) return this.recordReaped(client, item);
-      return this.wasReaped(client, item);
-    });
+    return this.deleteReaped(item, `status = 'assigned' AND assigned_at = $4::timestamptz`, [assignedAt]);
   }
 
-  /** In the delete's transaction: forget the failure record, leave a tombstone. */
-  private async recordReaped(client: pg.PoolClient, item: PoolItemRef): Promise<true> {
-    await client.query('DELETE FROM pool_reaper_item_failures WHERE item_id = $1', [item.id]);
-    await client.query(
-      `INSERT INTO pool_reaper_reaped (item_id, pool_token, resource_type) VALUES ($1, $2, $3)
-       ON CONFLICT (item_id) DO NOTHING`,
-      [item.id, item.poolToken, item.resourceType],
+  /**
+   * One statement, so one round trip and atomic: delete the row if it still matches, forget
+   * its failure record, leave a tombstone. When nothing matched, a tombstone left by an
+   * earlier attempt (the worker died after its commit) still counts as deleted: the CTE's
+   * own insert is invisible to this statement's snapshot, so `tombstoned` sees only those.
+   */
+  private async deleteReaped(item: PoolItemRef, condition: string, extra: unknown[]): Promise<boolean> {
+    const { rows } = await this.pool.query<{ deleted: boolean; tombstoned: boolean }>(
+      `WITH gone AS (
+         DELETE FROM pool_items WHERE id = $1 AND pool_token = $2 AND ${condition}
+         RETURNING id, pool_token
+       ), forgotten AS (
+         DELETE FROM pool_reaper_item_failures WHERE item_id IN (SELECT id FROM gone)
+       ), tombstone AS (
+         INSERT INTO pool_reaper_reaped (item_id, pool_token, resource_type)
+         SELECT id, pool_token, $3 FROM gone
+         ON CONFLICT (item_id) DO NOTHING
+       )
+       SELECT EXISTS (SELECT 1 FROM gone) AS deleted,
+              EXISTS (SELECT 1 FROM pool_reaper_reaped WHERE item_id = $1 AND pool_token = $2) AS tombstoned`,
+      [item.id, item.poolToken, item.resourceType, ...extra],
     );
-    return true;
-  }
-
-  private async wasReaped(client: pg.PoolClient, item: PoolItemRef): Promise<boolean> {
-    const { rowCount } = await client.query(
-      'SELECT 1 FROM pool_reaper_reaped WHERE item_id = $1 AND pool_token = $2',
-      [item.id, item.poolToken],
-    );
-    return (rowCount ?? 0) > 0;
+    return rows[0]?.deleted === true || rows[0]?.tombstoned === true;
   }
 
   /** Tombstones only answer retries; keep them a while for audits, then drop them. */
