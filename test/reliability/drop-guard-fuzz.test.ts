@@ -13,6 +13,14 @@ import {
 } from '../../src/teardown/drop-guard';
 import { DropRefusedError } from '../../src/teardown/errors';
 import { createTeardownRegistry, type TeardownRegistry } from '../../src/teardown/registry';
+import {
+  SPEC_DATABASE_PREFIXES,
+  SPEC_RESERVED_TOKENS,
+  SPEC_SYSTEM_DATABASES,
+  SPEC_SYSTEM_ROLES,
+  SPEC_TOKEN_CHARS,
+  SPEC_USER_PREFIXES,
+} from '../helpers/domain-spec';
 import { seedFor } from '../helpers/prng';
 import { recordFigures } from '../helpers/results';
 import { countingServer, itemRef } from '../helpers/teardown-fixtures';
@@ -25,43 +33,12 @@ import { countingServer, itemRef } from '../helpers/teardown-fixtures';
  * connections, and the count stays 0 until the control case at the end.
  */
 
-// docs/domain.md, written out again here so that a change to the guard's own lists is caught.
-const RESERVED_TOKENS = [
-  'postgres',
-  'template0',
-  'template1',
-  'admin',
-  'default',
-  'root',
-  'instant_customers',
-  'instant_platform',
-  'instant_cust',
-  'instanode_admin',
-  'doadmin',
-];
-const SYSTEM_DATABASES = [
-  'postgres',
-  'template0',
-  'template1',
-  'instant_customers',
-  'instant_platform',
-  'admin',
-  'local',
-  'config',
-];
-const SYSTEM_ROLES = [
-  'postgres',
-  'instant_cust',
-  'instanode_admin',
-  'doadmin',
-  'admin',
-  'root',
-  'default',
-  'replication',
-];
-const DATABASE_PREFIXES = ['dedicated_db_', 'db_'];
-const USER_PREFIXES = ['dedicated_usr_', 'usr_', 'ded_'];
-const TOKEN_CHARS = /^[A-Za-z0-9._-]+$/;
+const RESERVED_TOKENS: readonly string[] = SPEC_RESERVED_TOKENS;
+const SYSTEM_DATABASES: readonly string[] = SPEC_SYSTEM_DATABASES;
+const SYSTEM_ROLES: readonly string[] = SPEC_SYSTEM_ROLES;
+const DATABASE_PREFIXES: readonly string[] = SPEC_DATABASE_PREFIXES;
+const USER_PREFIXES: readonly string[] = SPEC_USER_PREFIXES;
+const TOKEN_CHARS = SPEC_TOKEN_CHARS;
 
 const bytes = (s: string) => Buffer.byteLength(s, 'utf8');
 const inList = (list: readonly string[], s: string) => list.includes(s.toLowerCase());

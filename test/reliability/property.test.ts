@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { insertPoolItemRow, type PoolItemStatus, provisionItem } from '../../src/provision/seed';
+import { SPEC_DATABASE_PREFIXES, SPEC_RESERVED_TOKENS, SPEC_USER_PREFIXES } from '../helpers/domain-spec';
 import { TEST_POSTGRES_URL, TEST_REDIS_URL } from '../helpers/env';
 import { createCanaries, dropEventsFrom, InvariantChecker, type OwnedCanaries } from '../helpers/invariants';
 import { seedFor } from '../helpers/prng';
@@ -20,21 +21,11 @@ import { cleanupToken, seedTargets } from '../helpers/teardown-fixtures';
  * untouched, refused (row and infra kept), kept after an error, or reaped (row and infra gone).
  */
 
-// The domain's lists (docs/domain.md), written out again on purpose: not imported from the guard.
-const RESERVED = [
-  'postgres',
-  'template0',
-  'template1',
-  'admin',
-  'default',
-  'root',
-  'instant_customers',
-  'instant_platform',
-  'instant_cust',
-  'instanode_admin',
-  'doadmin',
-];
-const TENANT_PREFIXES = ['dedicated_usr_', 'dedicated_db_', 'usr_', 'ded_', 'db_'];
+const RESERVED: readonly string[] = SPEC_RESERVED_TOKENS;
+// Longest first, so `dedicated_usr_` is found before `usr_`.
+const TENANT_PREFIXES = [...SPEC_USER_PREFIXES, ...SPEC_DATABASE_PREFIXES].sort(
+  (x, y) => y.length - x.length,
+);
 const bytes = (s: string) => Buffer.byteLength(s, 'utf8');
 const reserved = (s: string) => RESERVED.includes(s.toLowerCase());
 

@@ -14,6 +14,13 @@ import {
   USER_PREFIXES,
 } from '../../src/teardown/drop-guard';
 import { DropRefusedError } from '../../src/teardown/errors';
+import {
+  SPEC_DATABASE_PREFIXES,
+  SPEC_RESERVED_TOKENS,
+  SPEC_SYSTEM_DATABASES,
+  SPEC_SYSTEM_ROLES,
+  SPEC_USER_PREFIXES,
+} from '../helpers/domain-spec';
 
 const TOKEN = 'pool-0b5c3f3e-8c1a-4b7e-9d2f-1a2b3c4d5e6f';
 
@@ -33,47 +40,12 @@ function refusal(fn: () => unknown): DropRefusedError {
 
 describe('drop guard tables', () => {
   it('hold exactly the documented names', () => {
-    expect([...RESERVED_TOKENS].sort()).toEqual(
-      [
-        'postgres',
-        'template0',
-        'template1',
-        'admin',
-        'default',
-        'root',
-        'instant_customers',
-        'instant_platform',
-        'instant_cust',
-        'instanode_admin',
-        'doadmin',
-      ].sort(),
-    );
-    expect([...SYSTEM_DATABASES].sort()).toEqual(
-      [
-        'postgres',
-        'template0',
-        'template1',
-        'instant_customers',
-        'instant_platform',
-        'admin',
-        'local',
-        'config',
-      ].sort(),
-    );
-    expect([...SYSTEM_ROLES].sort()).toEqual(
-      [
-        'postgres',
-        'instant_cust',
-        'instanode_admin',
-        'doadmin',
-        'admin',
-        'root',
-        'default',
-        'replication',
-      ].sort(),
-    );
-    expect([...DATABASE_PREFIXES].sort()).toEqual(['db_', 'dedicated_db_'].sort());
-    expect([...USER_PREFIXES].sort()).toEqual(['ded_', 'dedicated_usr_', 'usr_'].sort());
+    const sorted = (list: readonly string[]) => [...list].sort();
+    expect(sorted(RESERVED_TOKENS)).toEqual(sorted(SPEC_RESERVED_TOKENS));
+    expect(sorted(SYSTEM_DATABASES)).toEqual(sorted(SPEC_SYSTEM_DATABASES));
+    expect(sorted(SYSTEM_ROLES)).toEqual(sorted(SPEC_SYSTEM_ROLES));
+    expect(sorted(DATABASE_PREFIXES)).toEqual(sorted(SPEC_DATABASE_PREFIXES));
+    expect(sorted(USER_PREFIXES)).toEqual(sorted(SPEC_USER_PREFIXES));
   });
 });
 
