@@ -1,6 +1,7 @@
 import {
   ActivityFailure,
   ApplicationFailure,
+  log,
   proxyActivities,
   proxyLocalActivities,
   setCurrentDetails,
@@ -90,6 +91,30 @@ export function failureOf(err: unknown): Failure {
 /** The outcome of a deprovision that threw: refused before touching anything, or an error. */
 export const deprovisionFailureOutcome = (failure: Failure): ReapOutcome =>
   REFUSAL_TYPES.includes(failure.type) ? 'refused' : 'deprovision_err';
+
+/**
+ * Runs an item's deprovision and records any outcome other than "freed". Returns true only
+ * when the infra is confirmed freed, i.e. when the row may be deleted.
+ */
+export async function deprovisionRecorded(
+  item: PoolItemRef,
+  input: Parameters<ReturnType<typeof deprovisionStep>>[0],
+  options: ReapPassOptions,
+  outcomes: OutcomeTally,
+  label = '',
+): Promise<boolean> {
+  try {
+    const result = await deprovisionStep(item, options, label)(input);
+    if (result.outcome === 'freed') return true;
+    log.info(`${label}item kept by deprovision`, { poolToken: item.poolToken, reason: result.reason });
+    outcomes.record(item, 'skipped');
+  } catch (err) {
+    const failure = failureOf(err);
+    outcomes.record(item, deprovisionFailureOutcome(failure), failure);
+    log.warn(`${label}deprovision failed; row kept`, { poolToken: item.poolToken, errorType: failure.type });
+  }
+  return false;
+}
 
 /** Counts outcomes per type, keeps the first failures, and shows progress in the UI. */
 export class OutcomeTally {

@@ -1,10 +1,9 @@
-import { executeChild, log, proxyActivities, setCurrentDetails, workflowInfo } from '@temporalio/workflow';
+import { executeChild, proxyActivities, setCurrentDetails, workflowInfo } from '@temporalio/workflow';
 import type { createActivities } from '../activities';
 import type { PassSummary, PoolItemRef, ReapPassOptions } from '../src/shared/types';
 import {
   deleteItemStep,
-  deprovisionFailureOutcome,
-  deprovisionStep,
+  deprovisionRecorded,
   failureOf,
   forEachConcurrently,
   OutcomeTally,
@@ -60,19 +59,7 @@ export async function reapPass(options: ReapPassOptions = { concurrency: 8 }): P
   // All items share one pool of `concurrency` lanes: a lane that finishes takes the next item,
   // so a slow drop never leaves other lanes idle.
   await forEachConcurrently(items, options.concurrency, async (item) => {
-    try {
-      const result = await deprovisionStep(item, options)({ item });
-      if (result.outcome === 'skipped') {
-        outcomes.record(item, 'skipped');
-        return;
-      }
-    } catch (err) {
-      const failure = failureOf(err);
-      outcomes.record(item, deprovisionFailureOutcome(failure), failure);
-      log.warn('deprovision failed; row kept', { poolToken: item.poolToken, errorType: failure.type });
-      return;
-    }
-    deletes.push(deleteRow(item));
+    if (await deprovisionRecorded(item, { item }, options, outcomes)) deletes.push(deleteRow(item));
   });
   await Promise.all(deletes);
   if (options.recordReapedTokens !== false) await recordReapedTokens(passId, reapedTokens);

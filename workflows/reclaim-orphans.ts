@@ -12,8 +12,7 @@ import type {
 } from '../src/shared/types';
 import {
   deleteItemStep,
-  deprovisionFailureOutcome,
-  deprovisionStep,
+  deprovisionRecorded,
   failureOf,
   forEachConcurrently,
   OutcomeTally,
@@ -73,19 +72,7 @@ export async function reclaimOrphans({ items, options }: ReclaimOrphansInput): P
       outcomes.record(item, 'skipped', failureOf(err));
       return;
     }
-    try {
-      const result = await deprovisionStep(item, options, 'orphan ')({ item, expect });
-      if (result.outcome === 'skipped') {
-        log.info('orphan kept by deprovision', { poolToken: item.poolToken, reason: result.reason });
-        outcomes.record(item, 'skipped');
-        return;
-      }
-    } catch (err) {
-      const failure = failureOf(err);
-      outcomes.record(item, deprovisionFailureOutcome(failure), failure);
-      log.warn('orphan deprovision failed; row kept', { poolToken: item.poolToken, errorType: failure.type });
-      return;
-    }
+    if (!(await deprovisionRecorded(item, { item, expect }, options, outcomes, 'orphan '))) return;
     try {
       const { deleted } = await deleteItemStep(item, options, 'orphan ')({ item, expect });
       if (deleted) reclaimedTokens.push(item.poolToken);
