@@ -1,15 +1,43 @@
 import { defineConfig } from 'vitest/config';
 
+/** Shared by both projects (they do not inherit the root's options, so the global setup runs once). */
+const common = {
+  pool: 'forks',
+  setupFiles: ['test/setup/file-tag.ts'] as string[],
+  testTimeout: 120_000,
+  hookTimeout: 180_000,
+} as const;
+
 export default defineConfig({
   test: {
-    pool: 'forks',
-    include: ['test/**/*.test.ts'],
+    // One Temporal dev server and one workflow bundle for the whole run, both projects included;
+    // its teardown is the suite-level leak check.
     globalSetup: ['test/global-setup.ts'],
-    testTimeout: 120_000,
-    hookTimeout: 180_000,
-    // Two cores: more forks only queue on the same CPUs and the shared Postgres checkpointer.
-    maxWorkers: 2,
-    fileParallelism: true,
     reporters: ['default'],
+    projects: [
+      {
+        test: {
+          ...common,
+          name: 'main',
+          include: ['test/**/*.test.ts'],
+          exclude: ['test/reliability/**'],
+          // Two cores: more forks only queue on the same CPUs and the shared Postgres checkpointer.
+          maxWorkers: 2,
+          fileParallelism: true,
+        },
+      },
+      {
+        test: {
+          ...common,
+          name: 'reliability',
+          include: ['test/reliability/**/*.test.ts'],
+          // Kill -9, restarts, outages and storms: each scenario alone on the machine, one after
+          // another, after the main project (its own group), so no other file competes for the CPU.
+          fileParallelism: false,
+          maxWorkers: 1,
+          sequence: { groupOrder: 1 },
+        },
+      },
+    ],
   },
 });

@@ -50,9 +50,20 @@ export interface ProvisionOptions {
   readonly keys?: number;
 }
 
-/** A fresh pool token, `pool-<uuid>`. */
+/**
+ * A fresh pool token, `pool-<uuid>`. With POOL_TOKEN_TAG set (1 to 12 lowercase hex digits),
+ * the uuid ends with the tag instead of random digits: the test suite tags every token with
+ * its run and file, so that what a run leaves behind on a shared machine can be found and
+ * removed without touching another run's items. The token keeps its shape and length.
+ */
 export function newPoolToken(): string {
-  return `pool-${randomUUID()}`;
+  const uuid = randomUUID();
+  const tag = process.env['POOL_TOKEN_TAG'];
+  if (tag === undefined || tag === '') return `pool-${uuid}`;
+  if (!/^[0-9a-f]{1,12}$/.test(tag)) {
+    throw new Error(`POOL_TOKEN_TAG: expected 1 to 12 lowercase hex digits, got ${JSON.stringify(tag)}`);
+  }
+  return `pool-${uuid.slice(0, uuid.length - tag.length)}${tag}`;
 }
 
 const password = () => randomBytes(18).toString('base64url');

@@ -38,7 +38,11 @@ export async function createTestDatabase(
   label: string,
   options: { migrate?: boolean } = {},
 ): Promise<TestDatabase> {
-  const name = `prt_${label.replace(/[^a-z0-9]/gi, '_').toLowerCase()}_${uniqueSuffix()}`.slice(0, 60);
+  // The label is cut, never the suffix: the suffix carries the file's cleanup tag.
+  const name = `prt_${label
+    .replace(/[^a-z0-9]/gi, '_')
+    .toLowerCase()
+    .slice(0, 30)}_${uniqueSuffix()}`;
   await adminQuery(`CREATE DATABASE ${pg.escapeIdentifier(name)}`);
   const url = urlForDatabase(TEST_POSTGRES_URL, name);
   if (options.migrate !== false) await migrate(url);
