@@ -55,6 +55,9 @@ async function rowOf(id: string): Promise<Row> {
 describe('seeding the provisioner side', () => {
   it('seedItems provisions real postgres infra with bounded concurrency and inserts aged failed rows', async () => {
     const progress: number[] = [];
+    const serverNow = async () =>
+      Number((await db.pool.query<{ t: string }>('SELECT extract(epoch FROM now()) AS t')).rows[0]!.t);
+    const before = await serverNow();
     const items = await seedItems({
       provisionerPool: db.pool,
       ...infraTargets,
@@ -65,6 +68,7 @@ describe('seeding the provisioner side', () => {
       concurrency: 2,
       onProgress: (done) => progress.push(done),
     });
+    const after = await serverNow();
     seeded.push(...items);
     expect(items).toHaveLength(3);
     expect(progress.sort()).toEqual([1, 2, 3]);
@@ -84,8 +88,16 @@ describe('seeding the provisioner side', () => {
       });
       expect(url.password.length).toBeGreaterThan(16);
       expect(decodeURIComponent(url.pathname.slice(1))).toBe(`db_${item.poolToken}`);
-      expect(row.assigned_age_s).toBeGreaterThan(20 * 60 - 5);
-      expect(row.assigned_age_s).toBeLessThan(20 * 60 + 60);
+      // Aged by exactly 20 minutes from the moment of its insert (somewhere between before and
+      // after, by the server's clock), however long the seeding took.
+      const { rows: at } = await db.pool.query<{ assigned: string; created: string }>(
+        `SELECT extract(epoch FROM assigned_at) AS assigned, extract(epoch FROM created_at) AS created
+           FROM pool_items WHERE id = $1`,
+        [item.id],
+      );
+      expect(Number(at[0]!.assigned)).toBe(Number(at[0]!.created));
+      expect(Number(at[0]!.assigned)).toBeGreaterThanOrEqual(before - 20 * 60);
+      expect(Number(at[0]!.assigned)).toBeLessThanOrEqual(after - 20 * 60);
       expect(await infraFor(item.poolToken, infraTargets)).toMatchObject({
         database: true,
         role: true,
