@@ -7,9 +7,10 @@ export interface ScenarioFigures {
   readonly runs: number;
   readonly items: number;
   readonly faults: string;
-  readonly wrongfulDrops: number;
-  readonly leaks: number;
-  readonly rowsLost: number;
+  /** null: not measured (the scenario has no such thing, or its test failed before measuring it). */
+  readonly wrongfulDrops: number | null;
+  readonly leaks: number | null;
+  readonly rowsLost: number | null;
   readonly durationMs: number;
   readonly [extra: string]: unknown;
 }

@@ -3,6 +3,7 @@ import { Writable } from 'node:stream';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../src/logger';
+import { newPoolToken } from '../../src/provision/seed';
 import {
   assertDroppableDatabase,
   assertDroppableRole,
@@ -125,8 +126,14 @@ describe('fuzzing the drop guard', () => {
   let server: Awaited<ReturnType<typeof countingServer>>;
   let registry: TeardownRegistry;
   let seed: number;
-  const cases = { tokens: 0, names: 0, registry: 0, accepted: 0, refused: 0 };
   const startedAt = Date.now();
+  /** Filled by each test when it finishes; the results file gets only these. */
+  const measured: {
+    tokens?: { cases: number; accepted: number; refused: number };
+    names?: { cases: number };
+    refusals?: { cases: number; connections: number };
+    controlConnections?: number;
+  } = {};
 
   beforeAll(async () => {
     seed = seedFor('drop-guard fuzz');
@@ -145,18 +152,27 @@ describe('fuzzing the drop guard', () => {
   afterAll(async () => {
     await registry?.close();
     await server?.close();
+    // Only what was measured: a part whose test did not finish is null, never a zero.
+    const { tokens, names, refusals } = measured;
+    const counted = [tokens?.cases, names?.cases, refusals?.cases].filter(
+      (n): n is number => n !== undefined,
+    );
+    const total = counted.reduce((a, b) => a + b, 0);
     recordFigures({
       scenario: 'drop-guard fuzz',
-      runs: cases.tokens + cases.names + cases.registry,
-      items: cases.tokens + cases.names + cases.registry,
-      faults: `${cases.tokens} tokens x 4 derivations, ${cases.names} names x 2 checks, ${cases.registry} refused teardowns`,
-      wrongfulDrops: 0,
-      leaks: 0,
-      rowsLost: 0,
+      runs: total,
+      items: total,
+      faults: `${tokens?.cases ?? 'unmeasured'} tokens x 4 derivations, ${names?.cases ?? 'unmeasured'} names x 2 checks, ${refusals?.cases ?? 'unmeasured'} refused teardowns`,
+      // A refused name that reached the server would be the fuzz's wrongful drop.
+      wrongfulDrops: refusals?.connections ?? null,
+      leaks: null,
+      rowsLost: null,
       durationMs: Date.now() - startedAt,
-      accepted: cases.accepted,
-      refused: cases.refused,
-      connectionsDuringRefusals: 0,
+      accepted: tokens?.accepted ?? null,
+      refused: tokens?.refused ?? null,
+      connectionsDuringRefusals: refusals?.connections ?? null,
+      controlConnections: measured.controlConnections ?? null,
+      finished: Object.keys(measured).sort(),
     });
   });
 
@@ -167,9 +183,10 @@ describe('fuzzing the drop guard', () => {
       { fn: redisUserFor, prefixes: USER_PREFIXES, system: SYSTEM_ROLES },
       { fn: legacyRedisUserFor, prefixes: USER_PREFIXES, system: SYSTEM_ROLES },
     ];
+    const cases = { cases: 0, accepted: 0, refused: 0 };
     fc.assert(
       fc.property(tokenArb, (token) => {
-        cases.tokens++;
+        cases.cases++;
         for (const { fn, prefixes, system } of derivations) {
           const result = outcome(() => fn(token));
           if (result.accepted) {
@@ -193,12 +210,15 @@ describe('fuzzing the drop guard', () => {
       }),
       { numRuns: 10_000, seed },
     );
+    expect(cases.cases).toBe(10_000);
+    measured.tokens = cases;
   });
 
   it('an accepted database or role name is prefixed, short, not a system name and not reserved', () => {
+    let cases = 0;
     fc.assert(
       fc.property(nameArb, (name) => {
-        cases.names++;
+        cases++;
         for (const [check, prefixes, system] of [
           [assertDroppableDatabase, DATABASE_PREFIXES, SYSTEM_DATABASES],
           [assertDroppableRole, USER_PREFIXES, SYSTEM_ROLES],
@@ -216,9 +236,14 @@ describe('fuzzing the drop guard', () => {
       }),
       { numRuns: 5_000, seed: seed + 1 },
     );
+    expect(cases).toBe(5_000);
+    measured.names = { cases };
   });
 
   it('every refusal happens before a connection opens (teardown and preflight, postgres and redis)', async () => {
+    // Counted from here: the control case below may have connected already (any test order).
+    const before = server.connections();
+    let cases = 0;
     const refusedTokens = tokenArb.filter(
       (token) =>
         outcome(() => databaseNameFor(token)).accepted === false ||
@@ -233,20 +258,23 @@ describe('fuzzing the drop guard', () => {
             : !outcome(() => redisUserFor(token)).accepted ||
               !outcome(() => legacyRedisUserFor(token)).accepted;
         fc.pre(refusedHere);
-        cases.registry++;
+        cases++;
         const item = itemRef(token, type);
         expect(() => registry.preflight(item)).toThrow(DropRefusedError);
         await expect(registry.teardown(item)).rejects.toBeInstanceOf(DropRefusedError);
-        expect(server.connections()).toBe(0);
+        expect(server.connections() - before).toBe(0);
       }),
       { numRuns: 5_000, seed: seed + 2 },
     );
-    expect(server.connections()).toBe(0);
-    expect(cases.tokens + cases.names + cases.registry).toBeGreaterThanOrEqual(10_000);
+    expect(cases).toBe(5_000);
+    measured.refusals = { cases, connections: server.connections() - before };
+    expect(measured.refusals.connections).toBe(0);
   });
 
   it('control: a valid token does connect, so the zero above was measured by a counter that counts', async () => {
-    await registry.teardown(itemRef(`pool-${randomUUID()}`, 'postgres')).catch(() => undefined);
-    expect(server.connections()).toBeGreaterThan(0);
+    const before = server.connections();
+    await registry.teardown(itemRef(newPoolToken(), 'postgres')).catch(() => undefined);
+    measured.controlConnections = server.connections() - before;
+    expect(measured.controlConnections).toBeGreaterThan(0);
   });
 });
