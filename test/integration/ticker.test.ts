@@ -3,6 +3,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ReaperClient, ReaperRequestRefusedError } from '../../src/client';
 import type { TickerStatus } from '../../src/shared/messages';
 import { uniqueSuffix } from '../helpers/env';
+import { historyOrder } from '../helpers/history';
 import { createReaperHarness, type ReaperHarness, TEST_PASS_OPTIONS } from '../helpers/reaper';
 import { insertRow } from '../helpers/rows';
 import { tickDueAfterLastPassMs } from '../helpers/ticker';
@@ -108,7 +109,14 @@ describe('poolReaper ticker (real Temporal; 1h tick so only a force explains a p
     expect(await rowCount()).toBe(0);
     const status = await reaper.status();
     expect(status.lastSummary?.passId).toBe(summary.passId);
-    expect([a, b].every((i) => i !== undefined)).toBe(true);
+    // The pass the update answered for is the one that tore both items down and deleted their rows.
+    const order = await historyOrder(h.temporal.client.workflow.getHandle(summary.passId));
+    for (const item of [a!, b!]) {
+      expect(order.filter((e) => e.itemId === item.id).map((e) => e.activity)).toEqual([
+        'deprovision',
+        'deleteItem',
+      ]);
+    }
   });
 
   it('pause stops ticks and refuses forced passes until resume; a signal sent while paused runs on resume', async () => {

@@ -17,6 +17,21 @@ interface PassWindow {
   readonly end: number;
 }
 
+/** The pids of the workers that started a workflow task or an activity in these passes' histories. */
+async function workerPidsOf(client: Client, passes: readonly PassWindow[]): Promise<Set<string>> {
+  const pids = new Set<string>();
+  for (const pass of passes) {
+    const history = await client.workflow.getHandle(pass.id).fetchHistory();
+    for (const event of history.events ?? []) {
+      const identity =
+        event.workflowTaskStartedEventAttributes?.identity ??
+        event.activityTaskStartedEventAttributes?.identity;
+      if (identity) pids.add(identity.split('@')[0]!);
+    }
+  }
+  return pids;
+}
+
 /** Start and close times of every pass the ticker ran, from its history (all runs). */
 async function passWindows(client: Client, tickerId: string): Promise<PassWindow[]> {
   const windows: PassWindow[] = [];
@@ -80,35 +95,50 @@ describe('worker processes (the built CLI, as deployed)', () => {
     }
     expect(running).toBe(1);
 
-    await Promise.all(
-      Array.from({ length: 14 }, () =>
-        insertRow(db.pool, { resourceType: 'queue', status: 'failed', ageMs: HOUR }),
-      ),
-    );
     const reaper = new ReaperClient(client, tickerId);
-    for (let i = 0; i < 5; i++) await reaper.reapNow({ requestedBy: `replica-test-${i}` });
-    await waitFor(
-      async () => Number((await db.pool.query('SELECT count(*) AS n FROM pool_items')).rows[0].n),
-      (n) => n === 0,
-      { what: 'the backlog to drain', timeoutMs: 60_000 },
-    );
-    const status = await waitFor(
-      () => reaper.status(),
-      (s) => s.currentPassId === undefined && s.nextTickAt !== undefined,
-      {
-        what: 'the ticker to go idle',
-      },
-    );
-    const windows = await waitFor(
-      () => passWindows(client, tickerId),
-      (w) => w.length === status.passesRun && w.every((p) => Number.isFinite(p.end)),
-      { what: 'visibility of every pass' },
-    );
+    /** Inserts `n` stale queue items, forces passes, and waits for the backlog to drain and the ticker to idle. */
+    const drain = async (n: number, label: string) => {
+      await Promise.all(
+        Array.from({ length: n }, () =>
+          insertRow(db.pool, { resourceType: 'queue', status: 'failed', ageMs: HOUR }),
+        ),
+      );
+      for (let i = 0; i < 5; i++) await reaper.reapNow({ requestedBy: `${label}-${i}` });
+      await waitFor(
+        async () => Number((await db.pool.query('SELECT count(*) AS n FROM pool_items')).rows[0].n),
+        (left) => left === 0,
+        { what: `the backlog (${label}) to drain`, timeoutMs: 60_000 },
+      );
+      const status = await waitFor(
+        () => reaper.status(),
+        (s) => s.currentPassId === undefined && s.nextTickAt !== undefined,
+        { what: 'the ticker to go idle' },
+      );
+      return waitFor(
+        () => passWindows(client, tickerId),
+        (w) => w.length === status.passesRun && w.every((p) => Number.isFinite(p.end)),
+        { what: 'visibility of every pass' },
+      );
+    };
+
+    let windows = await drain(14, 'replica-test');
     expect(windows.length).toBeGreaterThanOrEqual(4); // 14 items, batches of 4
+    // Both replicas did work: each ran workflow tasks or activities of the passes (identity
+    // `<pid>@<host>` in the histories). Which poller gets a pass's first task is the server's
+    // choice, so a few more rounds are allowed before concluding one replica never worked.
+    const pids = [String(a!.child.pid), String(b!.child.pid)];
+    let seen = await workerPidsOf(client, windows);
+    for (let round = 1; round <= 8 && !pids.every((pid) => seen.has(pid)); round++) {
+      windows = await drain(4, `replica-round-${round}`);
+      seen = await workerPidsOf(client, windows);
+    }
+    expect(
+      pids.filter((pid) => !seen.has(pid)),
+      `replicas that ran no task of ${windows.length} passes (workers seen: ${[...seen].join(', ')})`,
+    ).toEqual([]);
     for (let i = 1; i < windows.length; i++) {
       expect(windows[i]!.start).toBeGreaterThanOrEqual(windows[i - 1]!.end);
     }
-    // Both replicas did work: activities were spread over both pollers.
     a!.kill('SIGTERM');
     b!.kill('SIGTERM');
     expect(await a!.exited).toBe(0);
@@ -160,7 +190,9 @@ describe('worker processes (the built CLI, as deployed)', () => {
       const deprovisionDone = order.find(
         (e) => e.activity === 'deprovision' && e.itemId === item.id && e.completedEventId,
       );
-      expect(deprovisionDone).toBeDefined();
+      expect(deprovisionDone, `completed deprovision of ${item.poolToken}`).toBeDefined();
+      // Its row is gone, so the history must hold its delete; an empty list would prove nothing.
+      expect(deletes.length, `deleteItem of ${item.poolToken}`).toBeGreaterThanOrEqual(1);
       for (const d of deletes) expect(d.scheduledEventId).toBeGreaterThan(deprovisionDone!.completedEventId!);
     }
     second.kill('SIGTERM');

@@ -82,7 +82,7 @@ describe('a real worker process: metrics it exports, and secrets it never shows'
       status: 'failed',
       ageMs: HOUR,
     });
-    await seedItems({
+    const redisItems = await seedItems({
       provisionerPool: db.pool,
       adminUrl: TEST_POSTGRES_URL,
       redisUrl: TEST_REDIS_URL,
@@ -98,11 +98,15 @@ describe('a real worker process: metrics it exports, and secrets it never shows'
       ageMs: HOUR,
       providerResourceId: 'local:1',
     });
+    // The generated passwords of the three real items, as stored in their rows' connection_url.
+    connectionUrlPasswords = [...items, ...redisItems].map((i) => new URL(i.item.connectionUrl).password);
+    expect(connectionUrlPasswords).toHaveLength(3);
     const { rows } = await db.pool.query<{ connection_url: string }>('SELECT connection_url FROM pool_items');
-    connectionUrlPasswords = rows
-      .map((r) => new URL(r.connection_url).password)
-      .filter((p) => p.length >= 12 && items.length > 0);
-    expect(connectionUrlPasswords.length).toBeGreaterThanOrEqual(3);
+    const stored = new Set(rows.map((r) => new URL(r.connection_url).password));
+    for (const password of connectionUrlPasswords) {
+      expect(password.length).toBeGreaterThanOrEqual(16);
+      expect(stored.has(password)).toBe(true);
+    }
 
     temporalMetricsPort = await freePort();
     const taskQueue = `telemetry-${uniqueSuffix()}`;
