@@ -15,6 +15,7 @@ import { databaseExists, roleExists } from '../helpers/postgres';
 import { createReaperHarness, type ReaperHarness } from '../helpers/reaper';
 import { aclUserExists, keysMatching, testRedis } from '../helpers/redis';
 import { insertRow } from '../helpers/rows';
+import { cleanupToken, seedTargets } from '../helpers/teardown-fixtures';
 
 const HOUR = 3_600_000;
 
@@ -26,6 +27,9 @@ describe('opt-in orphan reclamation (REAPER_RECLAIM_ORPHANS=true, default 24h or
   /** Runs after each platform inventory read returns, before its caller sees the answer. */
   let afterInventory: ((tokens: readonly string[]) => Promise<void>) | undefined;
   const redis = testRedis();
+  /** Items seeded by the current test: freed after it with plain SQL and Redis, never by the code under test. */
+  const seeded: string[] = [];
+  const targets = seedTargets();
 
   beforeAll(async () => {
     platform = await createTestPlatform('reclaim');
@@ -50,6 +54,7 @@ describe('opt-in orphan reclamation (REAPER_RECLAIM_ORPHANS=true, default 24h or
   });
   afterEach(async () => {
     afterInventory = undefined;
+    for (const token of seeded.splice(0)) await cleanupToken(targets, token);
     await h.db.pool.query('DELETE FROM pool_items');
     await h.db.pool.query('DELETE FROM pool_reaper_item_failures');
     await platform.clear([background]);
@@ -58,6 +63,7 @@ describe('opt-in orphan reclamation (REAPER_RECLAIM_ORPHANS=true, default 24h or
     await registry?.close();
     await h?.close();
     await platform?.drop();
+    await targets.close();
     redis.disconnect();
   });
 
@@ -70,7 +76,10 @@ describe('opt-in orphan reclamation (REAPER_RECLAIM_ORPHANS=true, default 24h or
       resourceType,
       status: 'assigned',
       ageMs,
-    }).then(([item]) => item!);
+    }).then(([item]) => {
+      seeded.push(item!.poolToken);
+      return item!;
+    });
   const rowStatus = async (id: string) =>
     (await h.db.pool.query<{ status: string }>('SELECT status FROM pool_items WHERE id = $1', [id])).rows[0]
       ?.status;
@@ -82,8 +91,6 @@ describe('opt-in orphan reclamation (REAPER_RECLAIM_ORPHANS=true, default 24h or
       (v) =>
         v.labels.resource_type === resourceType && v.labels.status === status && v.labels.outcome === outcome,
     )?.value ?? 0;
-  /** Frees infra a test left behind on purpose (rows already gone or kept). */
-  const freeInfra = (...items: PoolItemRef[]) => Promise.all(items.map((i) => registry.teardown(i)));
   /** Calls `fn` once, after the n-th inventory read that asks about `token`. */
   const onInventoryRead = (token: string, n: number, fn: () => Promise<void>) => {
     let reads = 0;
@@ -147,8 +154,6 @@ describe('opt-in orphan reclamation (REAPER_RECLAIM_ORPHANS=true, default 24h or
       expect.arrayContaining([pgOrphan.poolToken, redisOrphan.poolToken]),
     );
     expect(dropEvents(pgOrphan.poolToken).length).toBeGreaterThan(0);
-
-    await freeInfra(bound, terminal, young);
   });
 
   it('race: a binding written right after classification is caught by recheckOrphan', async () => {
@@ -174,7 +179,6 @@ describe('opt-in orphan reclamation (REAPER_RECLAIM_ORPHANS=true, default 24h or
     const next = await h.runPass();
     expect(next.summary.assignedClasses?.['postgres']?.bound_live).toBe(1);
     expect(next.summary.orphanReclaim).toBeUndefined();
-    await freeInfra(orphan);
   });
 
   it('race: a binding written after recheckOrphan is caught by the re-check under the row lock', async () => {
@@ -199,7 +203,6 @@ describe('opt-in orphan reclamation (REAPER_RECLAIM_ORPHANS=true, default 24h or
     expect(h.log.events('pool_reaper.orphan.teardown').some((e) => e['poolToken'] === orphan.poolToken)).toBe(
       false,
     );
-    await freeInfra(orphan);
   });
 
   it('the platform emptied between recheck and teardown: the locked re-check fails closed', async () => {
@@ -225,7 +228,6 @@ describe('opt-in orphan reclamation (REAPER_RECLAIM_ORPHANS=true, default 24h or
       });
     } finally {
       background = await platform.addBackgroundBinding();
-      await freeInfra(orphan);
     }
   });
 
@@ -242,7 +244,6 @@ describe('opt-in orphan reclamation (REAPER_RECLAIM_ORPHANS=true, default 24h or
     expect(summary.orphanReclaim).toMatchObject({ attempted: 1, reclaimed: 0, skipped: 1 });
     expect(await pgInfraExists(orphan)).toBe(true);
     expect(await rowStatus(orphan.id)).toBe('failed');
-    await freeInfra(orphan);
   });
 
   it('an empty inventory with reclamation on: nothing is an orphan, nothing is dropped', async () => {
@@ -257,7 +258,6 @@ describe('opt-in orphan reclamation (REAPER_RECLAIM_ORPHANS=true, default 24h or
       expect(await pgInfraExists(orphan)).toBe(true);
     } finally {
       background = await platform.addBackgroundBinding();
-      await freeInfra(orphan);
     }
   });
 
@@ -377,7 +377,6 @@ describe('opt-in orphan reclamation (REAPER_RECLAIM_ORPHANS=true, default 24h or
       });
       expect(await pgInfraExists(orphan)).toBe(true);
       expect(dropEvents(orphan.poolToken)).toEqual([]);
-      await freeInfra(orphan);
     });
 
     it('reportStuckAssigned names only unquarantined orphans past the orphan grace', async () => {

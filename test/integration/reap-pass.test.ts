@@ -6,6 +6,7 @@ import { databaseExists, roleExists } from '../helpers/postgres';
 import { createReaperHarness, type ReaperHarness } from '../helpers/reaper';
 import { aclUserExists, keysMatching, testRedis } from '../helpers/redis';
 import { insertRow } from '../helpers/rows';
+import { cleanupToken, seedTargets } from '../helpers/teardown-fixtures';
 import { waitFor } from '../helpers/wait';
 
 const HOUR = 3_600_000;
@@ -14,6 +15,9 @@ const MINUTE = 60_000;
 describe('reapPass on real Temporal, Postgres and Redis', () => {
   let h: ReaperHarness;
   const redis = testRedis();
+  const targets = seedTargets();
+  /** Tokens provisioned by the current test: removed after it with plain SQL and Redis commands. */
+  const provisioned: string[] = [];
 
   beforeAll(async () => {
     h = await createReaperHarness('reap_pass', {
@@ -25,11 +29,13 @@ describe('reapPass on real Temporal, Postgres and Redis', () => {
     });
   });
   afterEach(async () => {
+    for (const token of provisioned.splice(0)) await cleanupToken(targets, token);
     await h.db.pool.query('DELETE FROM pool_items');
     await h.db.pool.query('DELETE FROM pool_reaper_item_failures');
   });
   afterAll(async () => {
     await h?.close();
+    await targets.close();
     redis.disconnect();
   });
 
@@ -46,7 +52,10 @@ describe('reapPass on real Temporal, Postgres and Redis', () => {
       resourceType,
       status,
       ageMs,
-    }).then(([item]) => item!);
+    }).then(([item]) => {
+      provisioned.push(item!.poolToken);
+      return item!;
+    });
 
   const rowExists = async (id: string) =>
     ((await h.db.pool.query('SELECT 1 FROM pool_items WHERE id = $1', [id])).rowCount ?? 0) > 0;
