@@ -36,6 +36,8 @@ import { waitFor } from '../helpers/wait';
  * reaped and nothing else is touched.
  */
 const KILLS = 12;
+/** How long a drop-triggered kill waits for its provisioner.drop line before the schedule gives up (and says so). */
+const DROP_WAIT_MS = 60_000;
 const STALE = { postgres: 16, redis: 52, queue: 52 };
 
 describe('crash: kill -9 the worker at random moments', () => {
@@ -127,13 +129,19 @@ describe('crash: kill -9 the worker at random moments', () => {
     const killTimes: number[] = [];
     const plans: string[] = [];
     let midTeardown = 0;
+    /** Why the kill schedule ended: all kills done, or the reason it stopped early. */
+    let stopReason = `all ${KILLS} kills done`;
     for (let k = 0; k < KILLS; k++) {
-      if ((await countStaleFailed(db.pool)) === 0) break;
+      const left = await countStaleFailed(db.pool);
+      if (left === 0) {
+        stopReason = `stopped after ${k} of ${KILLS} kills: every stale item was already reaped, nothing left to interrupt`;
+        break;
+      }
       if (rng.chance(0.7)) {
         const n = rng.int(1, 12);
         const delay = rng.int(0, 50);
         const triggered = await new Promise<boolean>((resolve) => {
-          const timer = setTimeout(() => resolve(false), 20_000);
+          const timer = setTimeout(() => resolve(false), DROP_WAIT_MS);
           dropWaiter = {
             at: drops + n,
             resolve: () => {
@@ -142,7 +150,13 @@ describe('crash: kill -9 the worker at random moments', () => {
             },
           };
         });
-        if (!triggered) break;
+        if (!triggered) {
+          dropWaiter = undefined;
+          stopReason =
+            `stopped after ${k} of ${KILLS} kills: waited ${DROP_WAIT_MS / 1000} s for provisioner.drop ` +
+            `#${drops + n} (${drops} so far, ${await countStaleFailed(db.pool)} stale items left) and none came`;
+          break;
+        }
         await sleep(delay);
         plans.push(`drop+${n}+${delay}ms`);
         midTeardown++;
@@ -191,14 +205,16 @@ describe('crash: kill -9 the worker at random moments', () => {
       stickyResets: worker.stickyResets,
       rescuedBookkeepingActivities: worker.rescuedActivities,
       plans,
+      stopReason,
     });
 
     expect(report.violations).toEqual([]);
     expect(report.staleFailedLeft).toEqual([]);
     expect(worker.crashes).toEqual([]);
-    expect(worker.kills).toBeGreaterThanOrEqual(10);
-    expect(killedDuringPass).toBeGreaterThanOrEqual(8);
-    expect(passes.length).toBeGreaterThanOrEqual(20);
+    const schedule = `kill schedule: ${stopReason}; plans ${plans.join(', ')}`;
+    expect(worker.kills, schedule).toBeGreaterThanOrEqual(10);
+    expect(killedDuringPass, `kills that landed during a pass; ${schedule}`).toBeGreaterThanOrEqual(8);
+    expect(passes.length, `passes run; ${schedule}`).toBeGreaterThanOrEqual(20);
     expect(report.rowsDeleted).toBe(population.stale.length);
     expect(report.history?.deletes).toBeGreaterThanOrEqual(population.stale.length);
     // Every kept item still has its row and all of its infra.
