@@ -1,9 +1,14 @@
-import { randomUUID } from 'node:crypto';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { insertPoolItemRow, type PoolItemStatus, provisionItem } from '../../src/provision/seed';
+import {
+  insertPoolItemRow,
+  newPoolToken,
+  type PoolItemStatus,
+  provisionItem,
+} from '../../src/provision/seed';
 import { SPEC_DATABASE_PREFIXES, SPEC_RESERVED_TOKENS, SPEC_USER_PREFIXES } from '../helpers/domain-spec';
 import { TEST_POSTGRES_URL, TEST_REDIS_URL } from '../helpers/env';
+import { historyOrder } from '../helpers/history';
 import { createCanaries, dropEventsFrom, InvariantChecker, type OwnedCanaries } from '../helpers/invariants';
 import { seedFor } from '../helpers/prng';
 import { createReaperHarness, type ReaperHarness } from '../helpers/reaper';
@@ -46,12 +51,18 @@ interface RowSpec {
   readonly provider: string;
 }
 
-/** What the domain rules say must happen to a row in one pass. */
-function expectedOutcome(row: RowSpec, token: string): Expected {
+/**
+ * What the domain rules say must happen to a row in one pass. `sharedWithLive`: another row
+ * that is ready or assigned carries the same token, so tearing this one down would take that
+ * live item's infra with it (SharedPoolTokenError: refused, row and infra kept). The checks
+ * that need no row (guard, type, cluster) come first; the shared-token check is made under the
+ * row lock, before anything is touched, whatever the type (a queue item included).
+ */
+function expectedOutcome(row: RowSpec, token: string, sharedWithLive: boolean): Expected {
   const stale = row.status === 'failed' && row.ageSec * 1000 > FAILED_GRACE_MS;
   if (!stale) return 'untouched';
   // A shared NATS item has no per-item state: nothing to drop, so nothing to refuse.
-  if (row.type === 'queue') return 'reaped';
+  if (row.type === 'queue') return sharedWithLive ? 'refused' : 'reaped';
   if (row.type !== 'postgres' && row.type !== 'redis') return 'refused';
   const cluster = row.provider.split(';')[0]?.trim() || 'local:0';
   if (cluster !== 'local:0' && cluster !== 'local:1') return 'refused';
@@ -59,6 +70,7 @@ function expectedOutcome(row: RowSpec, token: string): Expected {
   if (!tokenOk(token) || names.some((n) => bytes(n) > 63)) return 'refused';
   // The legacy Redis ACL user is usr_<first 8 characters>: its tenant part obeys the same rules.
   if (row.type === 'redis' && !tokenOk(token.slice(0, 8))) return 'refused';
+  if (sharedWithLive) return 'refused';
   return cluster === 'local:1' ? 'error' : 'reaped';
 }
 
@@ -106,12 +118,23 @@ const rowArb: fc.Arbitrary<RowSpec> = fc.record({
   provider: fc.constantFrom('local:0', 'local:0', 'local:0', '', 'local:0;pooltok:x', 'local:9', 'local:1'),
 });
 
+/** A ready or assigned row given the token of another row of the population (by index). */
+interface TwinSpec {
+  readonly of: number;
+  readonly type: string;
+  readonly status: 'ready' | 'assigned';
+}
+
+const twinArb: fc.Arbitrary<TwinSpec> = fc.record({
+  of: fc.nat(),
+  type: fc.constantFrom('postgres', 'redis', 'queue'),
+  status: fc.constantFrom<'ready' | 'assigned'>('ready', 'assigned'),
+});
+
 interface Materialised {
   readonly spec: RowSpec;
   readonly id: string;
   readonly token: string;
-  readonly expected: Expected;
-  readonly hasInfra: boolean;
 }
 
 describe('property: random populations through real passes', () => {
@@ -150,127 +173,174 @@ describe('property: random populations through real passes', () => {
       refused: 0,
       errors: 0,
       untouched: 0,
+      sharedRefused: 0,
       wrongful: 0,
       leaks: 0,
       lost: 0,
+      deletes: 0,
     };
 
+    /** One population through one real pass, checked against the model and the invariants. */
+    const population = async (specs: readonly RowSpec[], pair: boolean, twins: readonly TwinSpec[]) => {
+      const rows: Materialised[] = [];
+      /** Tokens with real infra, and of which type. */
+      const infra = new Map<string, 'postgres' | 'redis'>();
+      const insert = async (spec: RowSpec, token: string) => {
+        const ref = await insertPoolItemRow(h.db.pool, {
+          resourceType: spec.type,
+          poolToken: token,
+          connectionUrl: 'nats://u:not-a-real-secret@127.0.0.1:4222',
+          providerResourceId: spec.provider,
+          status: spec.status,
+          ageMs: spec.ageSec * 1000,
+        });
+        rows.push({ spec, id: ref.id, token });
+      };
+      try {
+        for (const spec of specs) {
+          const token =
+            spec.token.kind === 'fresh'
+              ? newPoolToken()
+              : spec.token.kind === 'long'
+                ? `${newPoolToken()}${'x'.repeat(18)}`
+                : spec.token.value;
+          // Real infra for every unique, usable postgres/redis token, whatever the row's fate.
+          if (
+            spec.token.kind !== 'given' &&
+            (spec.type === 'postgres' || spec.type === 'redis') &&
+            bytes(`usr_${token}`) <= 63
+          ) {
+            infra.set(token, spec.type);
+            await provisionItem(targets, { resourceType: spec.type, token });
+          }
+          await insert(spec, token);
+        }
+        if (pair) {
+          // A ready item whose role name is exactly 63 bytes, and a stale failed row whose
+          // role name would be 64: Postgres would truncate it onto the ready item's role.
+          const stem = `${newPoolToken()}${'k'.repeat(18)}`;
+          infra.set(stem, 'postgres');
+          await provisionItem(targets, { resourceType: 'postgres', token: stem });
+          for (const [token, status] of [
+            [stem, 'ready'],
+            [`${stem}q`, 'failed'],
+          ] as const) {
+            const given = { kind: 'given' as const, value: token };
+            await insert(
+              { type: 'postgres', status, ageSec: 3600, token: given, provider: 'local:0' },
+              token,
+            );
+          }
+        }
+        // Shared tokens: a live (ready or assigned) row carrying another row's token.
+        const base = [...rows];
+        for (const twin of twins) {
+          const of = base[twin.of % base.length]!;
+          const given = { kind: 'given' as const, value: of.token };
+          await insert({ ...twin, ageSec: 3600, token: given, provider: 'local:0' }, of.token);
+        }
+        const live = (r: Materialised) => r.spec.status !== 'failed';
+        const expected = new Map(
+          rows.map((r) => [
+            r.id,
+            expectedOutcome(
+              r.spec,
+              r.token,
+              rows.some((o) => o.id !== r.id && o.token === r.token && live(o)),
+            ),
+          ]),
+        );
+        const expectedOf = (r: Materialised) => expected.get(r.id)!;
+        const describeRow = (r: Materialised) =>
+          `${r.spec.type} ${r.spec.status} ${r.spec.ageSec}s ${JSON.stringify(r.token)} @${JSON.stringify(r.spec.provider)} (expected ${expectedOf(r)})`;
+
+        const checker = new InvariantChecker({
+          pool: h.db.pool,
+          failedGraceMs: FAILED_GRACE_MS,
+          canaries,
+        });
+        await checker.snapshot();
+        const { summary, handle } = await h.runPass();
+        const report = await checker.check({
+          dropEvents: dropEventsFrom(h.log.lines),
+          temporal: { client: h.temporal.client, taskQueue: h.taskQueue },
+        });
+        expect(report.violations).toEqual([]);
+
+        const count = (e: Expected) => rows.filter((r) => expectedOf(r) === e).length;
+        const present = new Set(
+          (await h.db.pool.query<{ id: string }>('SELECT id FROM pool_items')).rows.map((r) => r.id),
+        );
+        for (const r of rows) {
+          expect(present.has(r.id), `row ${describeRow(r)}`).toBe(expectedOf(r) !== 'reaped');
+        }
+        // A token's infra is gone exactly when a row of the infra's type carrying it was reaped.
+        for (const [token, type] of infra) {
+          const holders = rows.filter((r) => r.token === token);
+          const gone = holders.some((r) => r.spec.type === type && expectedOf(r) === 'reaped');
+          expect(
+            (await checker.infraOf(token)).length === 0,
+            `${type} infra of ${JSON.stringify(token)}, rows: ${holders.map(describeRow).join('; ')}`,
+          ).toBe(gone);
+        }
+        expect(summary.listed).toBe(rows.length - count('untouched'));
+        expect(summary.reaped).toBe(count('reaped'));
+        expect(summary.refused).toBe(count('refused'));
+        expect(summary.deprovisionErrors).toBe(count('error'));
+        const sharedRefusals = summary.errors.filter((e) => e.errorType === 'SharedPoolTokenError').length;
+
+        totals.runs++;
+        totals.rows += rows.length;
+        totals.reaped += count('reaped');
+        totals.refused += count('refused');
+        totals.sharedRefused += sharedRefusals;
+        totals.errors += count('error');
+        totals.untouched += count('untouched');
+        totals.wrongful += report.wrongfulDrops;
+        totals.leaks += report.leaks;
+        totals.lost += report.rowsLost;
+        totals.deletes += (await historyOrder(handle)).filter((r) => r.activity === 'deleteItem').length;
+      } finally {
+        await h.db.pool.query('DELETE FROM pool_items');
+        await h.db.pool.query('DELETE FROM pool_reaper_item_failures');
+        for (const token of infra.keys()) await cleanupToken(targets, token).catch(() => undefined);
+      }
+    };
+
+    // A fixed population first, so every run has shared tokens whatever the seed: stale failed
+    // postgres, redis, queue and unreachable-cluster items, each with a live twin (all refused,
+    // infra kept), beside one without a twin (reaped).
+    const fresh = { kind: 'fresh' as const };
+    const failed = (type: string, provider = 'local:0'): RowSpec => ({
+      type,
+      status: 'failed',
+      ageSec: 3600,
+      token: fresh,
+      provider,
+    });
+    await population(
+      [
+        failed('postgres'),
+        failed('redis'),
+        failed('queue'),
+        failed('postgres', 'local:1'),
+        failed('postgres'),
+      ],
+      false,
+      [
+        { of: 0, type: 'postgres', status: 'ready' },
+        { of: 1, type: 'queue', status: 'assigned' },
+        { of: 2, type: 'queue', status: 'ready' },
+        { of: 3, type: 'redis', status: 'assigned' },
+      ],
+    );
+    expect(totals.sharedRefused).toBe(4);
     await fc.assert(
       fc.asyncProperty(
         fc.array(rowArb, { minLength: 2, maxLength: 10 }),
         fc.boolean(),
-        async (specs, pair) => {
-          const rows: Materialised[] = [];
-          const infraTokens: string[] = [];
-          try {
-            for (const spec of specs) {
-              const token =
-                spec.token.kind === 'fresh'
-                  ? `pool-${randomUUID()}`
-                  : spec.token.kind === 'long'
-                    ? `pool-${randomUUID()}${'x'.repeat(18)}`
-                    : spec.token.value;
-              const expected = expectedOutcome(spec, token);
-              // Real infra for every unique, usable postgres/redis token, whatever the row's fate.
-              const hasInfra =
-                spec.token.kind !== 'given' &&
-                (spec.type === 'postgres' || spec.type === 'redis') &&
-                bytes(`usr_${token}`) <= 63;
-              if (hasInfra) {
-                infraTokens.push(token);
-                await provisionItem(targets, { resourceType: spec.type as 'postgres' | 'redis', token });
-              }
-              const ref = await insertPoolItemRow(h.db.pool, {
-                resourceType: spec.type,
-                poolToken: token,
-                connectionUrl: 'nats://u:not-a-real-secret@127.0.0.1:4222',
-                providerResourceId: spec.provider,
-                status: spec.status,
-                ageMs: spec.ageSec * 1000,
-              });
-              rows.push({ spec, id: ref.id, token, expected, hasInfra });
-            }
-            if (pair) {
-              // A ready item whose role name is exactly 63 bytes, and a stale failed row whose
-              // role name would be 64: Postgres would truncate it onto the ready item's role.
-              const stem = `pool-${randomUUID()}${'k'.repeat(18)}`;
-              infraTokens.push(stem);
-              await provisionItem(targets, { resourceType: 'postgres', token: stem });
-              for (const [token, status] of [
-                [stem, 'ready'],
-                [`${stem}q`, 'failed'],
-              ] as const) {
-                const spec: RowSpec = {
-                  type: 'postgres',
-                  status,
-                  ageSec: 3600,
-                  token: { kind: 'given', value: token },
-                  provider: 'local:0',
-                };
-                const ref = await insertPoolItemRow(h.db.pool, {
-                  resourceType: 'postgres',
-                  poolToken: token,
-                  connectionUrl: 'postgres://u:not-a-real-secret@127.0.0.1:5432/x',
-                  status,
-                  ageMs: 3_600_000,
-                });
-                rows.push({
-                  spec,
-                  id: ref.id,
-                  token,
-                  expected: expectedOutcome(spec, token),
-                  hasInfra: token === stem,
-                });
-              }
-            }
-
-            const checker = new InvariantChecker({
-              pool: h.db.pool,
-              failedGraceMs: FAILED_GRACE_MS,
-              canaries,
-            });
-            await checker.snapshot();
-            const { summary } = await h.runPass();
-            const report = await checker.check({
-              dropEvents: dropEventsFrom(h.log.lines),
-              temporal: { client: h.temporal.client, taskQueue: h.taskQueue },
-            });
-            expect(report.violations).toEqual([]);
-
-            const count = (e: Expected) => rows.filter((r) => r.expected === e).length;
-            const present = new Set(
-              (await h.db.pool.query<{ id: string }>('SELECT id FROM pool_items')).rows.map((r) => r.id),
-            );
-            for (const r of rows) {
-              const what = `${r.spec.type} ${r.spec.status} ${r.spec.ageSec}s ${JSON.stringify(r.token)} @${JSON.stringify(r.spec.provider)}`;
-              expect(present.has(r.id), `row ${what} (expected ${r.expected})`).toBe(r.expected !== 'reaped');
-              if (r.hasInfra) {
-                const infra = await checker.infraOf(r.token);
-                expect(infra.length === 0, `infra of ${what} (expected ${r.expected})`).toBe(
-                  r.expected === 'reaped',
-                );
-              }
-            }
-            expect(summary.listed).toBe(rows.length - count('untouched'));
-            expect(summary.reaped).toBe(count('reaped'));
-            expect(summary.refused).toBe(count('refused'));
-            expect(summary.deprovisionErrors).toBe(count('error'));
-
-            totals.runs++;
-            totals.rows += rows.length;
-            totals.reaped += count('reaped');
-            totals.refused += count('refused');
-            totals.errors += count('error');
-            totals.untouched += count('untouched');
-            totals.wrongful += report.wrongfulDrops;
-            totals.leaks += report.leaks;
-            totals.lost += report.rowsLost;
-          } finally {
-            await h.db.pool.query('DELETE FROM pool_items');
-            await h.db.pool.query('DELETE FROM pool_reaper_item_failures');
-            for (const token of infraTokens) await cleanupToken(targets, token).catch(() => undefined);
-          }
-        },
+        fc.array(twinArb, { maxLength: 2 }),
+        population,
       ),
       { numRuns: 15, seed, endOnFailure: true },
     );
@@ -279,13 +349,17 @@ describe('property: random populations through real passes', () => {
       scenario: 'property (fast-check)',
       runs: totals.runs,
       items: totals.rows,
-      faults: `random populations: ${totals.refused} refused, ${totals.errors} unreachable-cluster errors, ${totals.untouched} not eligible`,
+      faults: `random populations: ${totals.refused} refused (${totals.sharedRefused} for a token shared with a live row), ${totals.errors} unreachable-cluster errors, ${totals.untouched} not eligible`,
       wrongfulDrops: totals.wrongful,
       leaks: totals.leaks,
       rowsLost: totals.lost,
       durationMs: Date.now() - startedAt,
       reaped: totals.reaped,
+      deletesInHistory: totals.deletes,
     });
-    expect(totals.runs).toBe(15);
+    expect(totals.runs).toBe(1 + 15);
+    // Reaped items were seen deleted in the pass histories (the fixed population reaps one).
+    expect(totals.reaped).toBeGreaterThan(0);
+    expect(totals.deletes).toBeGreaterThanOrEqual(totals.reaped);
   }, 180_000);
 });
