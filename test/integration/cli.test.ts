@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { TEST_POSTGRES_URL, TEST_REDIS_URL, uniqueSuffix } from '../helpers/env';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres';
 import { insertRow } from '../helpers/rows';
@@ -50,6 +50,12 @@ describe('the pool-reaper CLI against a running worker', () => {
     };
     worker = await startWorkerProcess(env);
     await worker.waitForEvent('pool_reaper.ticker.ensured');
+  });
+  afterEach(async () => {
+    // The tests share one worker and ticker: a released quarantined row must not be the next
+    // test's extra item (it was, whenever the quarantine test ran before the reap-now test).
+    await db.pool.query('DELETE FROM pool_items');
+    await db.pool.query('DELETE FROM pool_reaper_item_failures');
   });
   afterAll(async () => {
     worker?.kill('SIGTERM');
