@@ -198,6 +198,10 @@ describe('concurrency: several workers and a storm of reapNow', () => {
     });
     expect(report.violations).toEqual([]);
     expect(report.staleFailedLeft).toEqual([]);
+    // Every stale item was reaped, and its delete is in a pass history: the history half of the
+    // check really read deletes (a history check that finds none proves nothing).
+    expect(report.rowsDeleted).toBe(population.stale.length + more.length);
+    expect(report.history?.deletes).toBeGreaterThanOrEqual(report.rowsDeleted);
     // How long each storm took to send is recorded above, never asserted: on a busy 2-core
     // machine the sending itself is slow, and the claims here hold however long it took.
   }, 180_000);

@@ -280,6 +280,9 @@ describe('dependency outages mid-pass', () => {
     expect(worker.crashes).toEqual([]);
     // Reaped or kept with its row: nothing in between (a row gone with infra left is a leak above).
     expect(report.rowsDeleted + kept).toBe(population.stale.length);
+    // Most items are reaped through the faults; the history check saw their deletes.
+    expect(report.rowsDeleted).toBeGreaterThan(0);
+    expect(report.history?.deletes).toBeGreaterThanOrEqual(report.rowsDeleted);
     // Every fault left an audited failure; whether retries absorbed it (a transient outage
     // shorter than the retry budget) or it was counted as deprovision_err depends on timing,
     // so the check is that the counter exported equals what the passes reported.

@@ -1,5 +1,5 @@
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { newPoolToken, provisionItem } from '../../src/provision/seed';
 import { createCanaries, dropEventsFrom, InvariantChecker, type OwnedCanaries } from '../helpers/invariants';
 import { createPrng, seedFor } from '../helpers/prng';
@@ -44,6 +44,9 @@ describe('races with the provisioner', () => {
     canaries = await createCanaries();
   });
 
+  afterEach(() => {
+    hooks.clear();
+  });
   afterAll(async () => {
     await provisioner?.end();
     for (const token of tokens) await cleanupToken(targets, token).catch(() => undefined);
@@ -154,6 +157,9 @@ describe('races with the provisioner', () => {
       temporal: { client: h.temporal.client, taskQueue: h.taskQueue },
     });
     expect(report.violations).toEqual([]);
+    // t1, t6, t7 in the first pass, the new row in the second: deleted, and seen deleted in history.
+    expect(report.rowsDeleted).toBe(4);
+    expect(report.history?.deletes).toBeGreaterThanOrEqual(4);
     // The checker saw the reclaimed-after-teardown row for what it is (allowed, and reported).
     expect(report.notes).toEqual([expect.stringContaining(`row ${t5.id} is ready`)]);
     recordFigures({
@@ -167,7 +173,6 @@ describe('races with the provisioner', () => {
       durationMs: Date.now() - startedAt,
       notes: report.notes,
     });
-    hooks.clear();
   }, 120_000);
 
   it('keeps (A) and (B) under a random storm of provisioner moves during passes', async () => {
@@ -243,5 +248,7 @@ describe('races with the provisioner', () => {
     expect(moves.length).toBeGreaterThanOrEqual(10);
     expect(report.violations).toEqual([]);
     expect(report.staleFailedLeft).toEqual([]);
+    expect(report.rowsDeleted).toBeGreaterThan(0);
+    expect(report.history?.deletes).toBeGreaterThanOrEqual(report.rowsDeleted);
   }, 120_000);
 });
