@@ -4,8 +4,9 @@ import os from 'node:os';
 import path from 'node:path';
 import type { TestProject } from 'vitest/node';
 import { findTemporalCli } from '../src/dev/temporal-cli';
-import { type DevServer, startDevServer } from '../src/dev/temporal-server';
+import type { DevServer } from '../src/dev/temporal-server';
 import { countTagged, describeTagged, sweepTag } from './helpers/cleanup';
+import { startDevServerWithRetry } from './helpers/dev-server';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -26,7 +27,7 @@ declare module 'vitest' {
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const runId = randomBytes(4).toString('hex');
   const cliPath = await findTemporalCli({ log: (line) => console.log(line) });
-  const server: DevServer = await startDevServer({
+  const server: DevServer = await startDevServerWithRetry({
     cliPath,
     uiPort: false,
   });

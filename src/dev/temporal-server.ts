@@ -101,9 +101,14 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: options.detached ?? false,
   });
-  let output = '';
+  // The start of the output says why a server died (a Go panic's message comes before its
+  // long stack), the end what it did last: keep both.
+  let head = '';
+  let tail = '';
   const keep = (chunk: Buffer) => {
-    output = (output + chunk.toString()).slice(-4000);
+    const text = chunk.toString();
+    if (head.length < 1500) head += text.slice(0, 1500 - head.length);
+    tail = (tail + text).slice(-2500);
   };
   child.stdout?.on('data', keep);
   child.stderr?.on('data', keep);
@@ -112,6 +117,7 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
     await waitReady(address, child, options.startTimeoutMs ?? 60_000);
   } catch (err) {
     child.kill('SIGKILL');
+    const output = tail.startsWith(head) ? tail : `${head}\n…\n${tail}`;
     throw new DevServerStartError(`${(err as Error).message}\n${output}`);
   }
   return {

@@ -1,9 +1,10 @@
 import { Client, Connection } from '@temporalio/client';
 import { inject } from 'vitest';
-import { type DevServer, type DevServerOptions, startDevServer } from '../../src/dev/temporal-server';
+import type { DevServer, DevServerOptions } from '../../src/dev/temporal-server';
 import { seedItems } from '../../src/provision/seed';
 import type { TickerStatus } from '../../src/shared/messages';
 import { statusQuery } from '../../src/shared/messages';
+import { startDevServerWithRetry } from './dev-server';
 import type { Prng } from './prng';
 import { cleanupToken, seedTargets } from './teardown-fixtures';
 import { waitFor } from './wait';
@@ -152,7 +153,7 @@ export async function startPrivateTemporal(
       ? { dynamicConfig: { 'history.defaultWorkflowTaskTimeout': options.workflowTaskTimeout } }
       : {}),
   };
-  let server = await startDevServer(serverOptions);
+  let server = await startDevServerWithRetry(serverOptions);
   const port = Number(server.address.split(':').pop());
   const connection = await Connection.connect({ address: server.address });
   const client = new Client({ connection, namespace: 'default' });
@@ -165,7 +166,7 @@ export async function startPrivateTemporal(
     async restart(downMs = 0) {
       await server.stop();
       if (downMs > 0) await sleep(downMs);
-      server = await startDevServer({ ...serverOptions, port });
+      server = await startDevServerWithRetry({ ...serverOptions, port });
     },
     async close() {
       await connection.close().catch(() => undefined);

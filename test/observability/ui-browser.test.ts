@@ -4,9 +4,10 @@ import { Client, Connection } from '@temporalio/client';
 import { type Browser, chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { ReaperClient } from '../../src/client';
-import { type DevServer, startDevServer } from '../../src/dev/temporal-server';
+import type { DevServer } from '../../src/dev/temporal-server';
 import { seedItems } from '../../src/provision/seed';
 import type { PassSummary } from '../../src/shared/types';
+import { startDevServerWithRetry } from '../helpers/dev-server';
 import { TEST_POSTGRES_URL, TEST_REDIS_URL, uniqueSuffix } from '../helpers/env';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres';
 import { startWorkerProcess, type WorkerProcess } from '../helpers/worker-process';
@@ -29,7 +30,7 @@ describe('the Temporal Web UI shows a pass and its teardowns', () => {
   let tokens: string[];
 
   beforeAll(async () => {
-    server = await startDevServer({ cliPath: inject('temporalCliPath') });
+    server = await startDevServerWithRetry({ cliPath: inject('temporalCliPath') });
     db = await createTestDatabase('ui_browser');
     const items = await seedItems({
       provisionerPool: db.pool,
