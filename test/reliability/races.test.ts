@@ -165,7 +165,8 @@ describe('races with the provisioner', () => {
     recordFigures({
       scenario: 'races (scripted)',
       runs: 2,
-      items: 9,
+      // The rows this test created (the 8 listed, and the one inserted mid-pass).
+      items: [t1, t2, t3, t4, t5, t6, t7, t8, newRow].filter((r) => r !== undefined).length,
       faults: '4 moves before the lock, 2 moves waiting on the lock, 1 insert mid-pass',
       wrongfulDrops: report.wrongfulDrops,
       leaks: report.leaks,
