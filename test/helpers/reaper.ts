@@ -51,7 +51,6 @@ export const TEST_SETTINGS: ActivitySettings = {
   stuckAssignedGraceMs: 30 * 60_000,
   batchLimit: 50,
   quarantineAfter: 3,
-  heartbeatIntervalMs: 1000,
 };
 
 /** Fast retries so a failing item does not hold a test for a minute. */
@@ -111,7 +110,7 @@ export async function createReaperHarness(
     log: log.logger,
   });
   const teardown = options.teardown ? options.teardown(registry) : registry;
-  const metrics = createMetrics(snapshotReader(store), { defaultMetrics: false });
+  const metrics = createMetrics(snapshotReader(store, settings.failedGraceMs), { defaultMetrics: false });
   const platformStore = options.platformDatabaseUrl
     ? PlatformStore.connect(options.platformDatabaseUrl, { max: 4, log: log.logger })
     : undefined;
