@@ -31,6 +31,8 @@ export interface ReaperConfig {
   readonly reclaimOrphans: boolean;
   readonly orphanGraceMs: number;
   readonly shutdownGraceMs: number;
+  /** How long `worker` start-up waits for the provisioner database before it exits. */
+  readonly startupTimeoutMs: number;
   readonly logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
 }
 
@@ -70,6 +72,7 @@ export const ENV_DEFAULTS = {
   REAPER_RECLAIM_ORPHANS: 'false',
   REAPER_ORPHAN_GRACE: '24h',
   REAPER_SHUTDOWN_GRACE: '30s',
+  REAPER_STARTUP_TIMEOUT: '30s',
   LOG_LEVEL: 'info',
 } as const;
 
@@ -244,6 +247,7 @@ export function loadConfig(env: Env = process.env): ReaperConfig {
     reclaimOrphans,
     orphanGraceMs,
     shutdownGraceMs: parseDuration('REAPER_SHUTDOWN_GRACE', read(env, 'REAPER_SHUTDOWN_GRACE')),
+    startupTimeoutMs: parseDuration('REAPER_STARTUP_TIMEOUT', read(env, 'REAPER_STARTUP_TIMEOUT')),
     logLevel: logLevel as ReaperConfig['logLevel'],
   };
 }

@@ -46,9 +46,6 @@ export class ProvisionerUnreachableError extends Error {
   override readonly name = 'ProvisionerUnreachableError';
 }
 
-/** How long start-up waits for the provisioner database (a failover, a pod starting first). */
-const STARTUP_DATABASE_BUDGET_MS = 30_000;
-
 /**
  * Waits for the provisioner database with a visible log line per failed attempt, then checks
  * that its schema is current. Both before anything touches Temporal: a worker that cannot
@@ -57,7 +54,7 @@ const STARTUP_DATABASE_BUDGET_MS = 30_000;
 export async function checkProvisionerDatabase(
   store: PoolStore,
   log: Logger,
-  budgetMs = STARTUP_DATABASE_BUDGET_MS,
+  budgetMs: number,
 ): Promise<void> {
   const deadline = Date.now() + budgetMs;
   for (let attempt = 1; ; attempt++) {
@@ -133,7 +130,7 @@ export async function startWorker(
   config: ReaperConfig,
   target: TemporalTarget,
   log: Logger,
-  options: { ensureTicker?: boolean; startupDatabaseBudgetMs?: number } = {},
+  options: { ensureTicker?: boolean } = {},
 ): Promise<RunningWorker> {
   installRuntime(config, log);
   // Each concurrent teardown holds one provisioner connection (its row lock) and one admin
@@ -147,7 +144,7 @@ export async function startWorker(
   let client: Client;
   let connection: NativeConnection;
   try {
-    await checkProvisionerDatabase(store, log, options.startupDatabaseBudgetMs);
+    await checkProvisionerDatabase(store, log, config.startupTimeoutMs);
     client = await connectClient(target);
     connection = await connectNative(target).catch(async (err: unknown) => {
       await client.connection.close().catch(() => undefined);
