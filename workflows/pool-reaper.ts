@@ -179,13 +179,14 @@ export async function poolReaper(input: PoolReaperInput): Promise<never> {
       log.info('reapNow update', { requestedBy: request?.requestedBy ?? 'update' });
       await condition(() => answered.some((a) => a.seq >= seq));
       const pass = answered.find((a) => a.seq >= seq)!;
-      if (pass.failure) {
-        throw ApplicationFailure.nonRetryable(
-          `pass ${pass.failure.passId} ${pass.failure.reason.replace('_', ' ')}: ${pass.failure.message}`,
-          'PassFailedError',
-        );
-      }
-      return pass.summary!;
+      // A pass that could not list still has a summary (it says so); one that ended without
+      // any (terminated, failed, timed out) fails the update with what ended it.
+      if (pass.summary) return pass.summary;
+      const failure = pass.failure!;
+      throw ApplicationFailure.nonRetryable(
+        `pass ${failure.passId} ${failure.reason.replace('_', ' ')}: ${failure.message}`,
+        'PassFailedError',
+      );
     },
     {
       validator: (_request?: ReapNowRequest) => {

@@ -68,6 +68,8 @@ export interface ReaperHarness {
   readonly metrics: ReaperMetrics;
   readonly log: CapturedLog;
   readonly settings: ActivitySettings;
+  /** The activities the harness worker runs (for a second worker on the same queue). */
+  readonly activities: ReturnType<typeof createActivities>;
   /** Starts reapPass on this harness's queue and waits for its summary. */
   runPass(options?: Partial<ReapPassOptions>): Promise<{ summary: PassSummary; handle: WorkflowHandle }>;
   /** Runs `fn` (the harness's worker polls for the file's whole lifetime). */
@@ -87,6 +89,8 @@ export interface HarnessOptions {
   /** Wrap the platform lookup (e.g. to write a binding at a chosen moment); needs platformDatabaseUrl. */
   platform?: (real: PlatformLookup) => PlatformLookup;
   concurrency?: number;
+  /** A private Temporal server (e.g. one started with dynamic config); the shared one otherwise. */
+  temporalAddress?: string;
 }
 
 /**
@@ -99,7 +103,7 @@ export async function createReaperHarness(
 ): Promise<ReaperHarness> {
   const db = await createTestDatabase(label);
   const store = new PoolStore(db.pool);
-  const temporal = await connectTestTemporal();
+  const temporal = await connectTestTemporal(options.temporalAddress);
   const taskQueue = testTaskQueue(label);
   const log = new CapturedLog();
   const settings = { ...TEST_SETTINGS, ...options.settings };
@@ -141,6 +145,7 @@ export async function createReaperHarness(
     metrics,
     log,
     settings,
+    activities,
     withWorker,
     worker,
     async runPass(passOptions = {}) {
@@ -155,7 +160,8 @@ export async function createReaperHarness(
       });
     },
     async close() {
-      worker.shutdown();
+      // A test may have stopped it already (to hand its workflows to another worker).
+      if (worker.getState() === 'RUNNING') worker.shutdown();
       await running;
       await registry.close();
       await platformStore?.close();
