@@ -203,7 +203,7 @@ export function buildProgram(): Command {
     .description('items left out of passes after repeated refusals');
   quarantine
     .command('list')
-    .option('--all', 'include items with failures below the quarantine threshold')
+    .option('--all', 'include items with failures below the quarantine threshold, and deferred items')
     .option('--json', 'machine-readable output')
     .action(async (opts: { all?: boolean; json?: boolean }) => {
       const cfg = config();
@@ -218,6 +218,7 @@ export function buildProgram(): Command {
                   (r) =>
                     `${r.itemId}  ${r.resourceType.padEnd(8)} ${r.poolToken || '(empty token)'}  failures=${r.failures}` +
                     `  ${r.quarantinedAt ? `quarantined ${formatDuration(Date.now() - r.quarantinedAt.getTime())} ago` : 'not quarantined'}` +
+                    `${r.nextAttemptAt && r.nextAttemptAt.getTime() > Date.now() ? `  deferred (${r.deferrals}x) until ${r.nextAttemptAt.toISOString()}` : ''}` +
                     `${r.rowExists ? '' : '  (row gone)'}\n    ${r.lastErrorType}: ${r.lastError}`,
                 )
                 .join('\n');

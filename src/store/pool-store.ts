@@ -52,6 +52,10 @@ export interface QuarantineRow {
   readonly firstFailedAt: Date;
   readonly lastFailedAt: Date;
   readonly quarantinedAt: Date | null;
+  /** Passes in which a retryable failure of its own deferred it. */
+  readonly deferrals: number;
+  /** Not listed before this (after a retryable failure); null when not deferred. */
+  readonly nextAttemptAt: Date | null;
   /** False when the provisioner has since deleted the row. */
   readonly rowExists: boolean;
 }
@@ -584,6 +588,8 @@ export class PoolStore {
       firstFailedAt: r.first_failed_at,
       lastFailedAt: r.last_failed_at,
       quarantinedAt: r.quarantined_at,
+      deferrals: r.deferrals ?? 0,
+      nextAttemptAt: r.next_attempt_at ?? null,
       rowExists: r.row_exists,
     }));
   }
