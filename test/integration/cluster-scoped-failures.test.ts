@@ -1,0 +1,216 @@
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type SeededItem, seedItems } from '../../src/provision/seed';
+import { TEST_POSTGRES_URL, TEST_REDIS_URL, uniqueSuffix } from '../helpers/env';
+import { historyOrder } from '../helpers/history';
+import { adminQuery, databaseExists, roleExists } from '../helpers/postgres';
+import { createReaperHarness, type ReaperHarness } from '../helpers/reaper';
+import { aclUserExists, keysMatching, testRedis } from '../helpers/redis';
+import { cleanupTokens } from '../helpers/reliability-fixtures';
+import { insertRow } from '../helpers/rows';
+
+const HOUR = 3_600_000;
+
+/**
+ * Issue 13, item 2: failures that hit a whole cluster (the admin role lacks a privilege,
+ * Redis answers NOPERM, the cluster id is not configured on this replica) are not the item's
+ * fault. Through real passes on the real Postgres and Redis: the item's row is kept, the pass
+ * counts a deprovision error, the cluster is marked and counted per cluster, the item is never
+ * quarantined however many passes fail on it, and the other clusters' items are reaped in the
+ * same passes.
+ */
+describe('cluster-scoped failures never quarantine (real Temporal, Postgres, Redis)', () => {
+  const suffix = uniqueSuffix();
+  // A login that may create roles but owns nothing and is no superuser: DROP DATABASE of a
+  // tenant database answers 42501 (must be owner of database).
+  const weakAdmin = `prt_weak_admin_${suffix}`;
+  // A Redis user that can log in and read but has no ACL and no UNLINK: NOPERM.
+  const weakRedisUser = `prt_noperm_${suffix}`;
+  const weakRedisPassword = `pw-${suffix}`;
+  const redis = testRedis();
+  let h: ReaperHarness;
+  const seededTokens: string[] = [];
+
+  const weakPostgresUrl = () => {
+    const url = new URL(TEST_POSTGRES_URL);
+    url.username = weakAdmin;
+    url.password = '';
+    url.pathname = '/postgres';
+    return url.toString();
+  };
+  const weakRedisUrl = () => {
+    const url = new URL(TEST_REDIS_URL);
+    url.username = weakRedisUser;
+    url.password = weakRedisPassword;
+    return url.toString();
+  };
+
+  beforeAll(async () => {
+    await adminQuery(`CREATE ROLE ${pg.escapeIdentifier(weakAdmin)} LOGIN CREATEROLE`);
+    await redis.call(
+      'ACL',
+      'SETUSER',
+      weakRedisUser,
+      'on',
+      `>${weakRedisPassword}`,
+      '~*',
+      '+@read',
+      '+ping',
+      '+info',
+      '+client',
+      '+hello',
+      '-acl',
+      '-unlink',
+    );
+    h = await createReaperHarness('cluster_scoped', {
+      postgresClusters: new Map([
+        ['local:0', TEST_POSTGRES_URL],
+        ['local:3', weakPostgresUrl()],
+      ]),
+      redisClusters: new Map([
+        ['local:0', TEST_REDIS_URL],
+        ['local:4', weakRedisUrl()],
+      ]),
+    });
+  });
+  afterAll(async () => {
+    await h?.close();
+    await cleanupTokens(seededTokens);
+    await adminQuery(`DROP ROLE IF EXISTS ${pg.escapeIdentifier(weakAdmin)}`).catch(() => undefined);
+    await redis.call('ACL', 'DELUSER', weakRedisUser).catch(() => undefined);
+    redis.disconnect();
+  });
+
+  const seed = async (
+    resourceType: 'postgres' | 'redis',
+    providerResourceId: string,
+  ): Promise<SeededItem> => {
+    const [item] = await seedItems({
+      provisionerPool: h.db.pool,
+      adminUrl: TEST_POSTGRES_URL,
+      redisUrl: TEST_REDIS_URL,
+      count: 1,
+      resourceType,
+      status: 'failed',
+      ageMs: HOUR,
+      providerResourceId,
+    });
+    seededTokens.push(item!.poolToken);
+    return item!;
+  };
+  const rowExists = async (id: string) =>
+    ((await h.db.pool.query('SELECT 1 FROM pool_items WHERE id = $1', [id])).rowCount ?? 0) > 0;
+  const reapCounter = async (outcome: string, type: string) =>
+    (await h.metrics.reapTotal.get()).values.find(
+      (v) => v.labels.outcome === outcome && v.labels.resource_type === type && v.labels.status === 'failed',
+    )?.value ?? 0;
+  const clusterErrors = async (type: string, cluster: string, errorType: string) =>
+    (await h.metrics.clusterErrors.get()).values.find(
+      (v) =>
+        v.labels.resource_type === type && v.labels.cluster === cluster && v.labels.error_type === errorType,
+    )?.value ?? 0;
+
+  it('keeps the rows of a cluster that lacks a privilege, answers NOPERM or is not configured, pass after pass, and reaps the others', async () => {
+    const noPrivilege = await seed('postgres', 'local:3');
+    const noPerm = await seed('redis', 'local:4');
+    const unknown = await insertRow(h.db.pool, {
+      resourceType: 'postgres',
+      status: 'failed',
+      ageMs: HOUR,
+      providerResourceId: 'local:9',
+    });
+    const kept = [noPrivilege, noPerm, unknown];
+    const keptTokens = new Set(kept.map((k) => k.poolToken));
+    const errorsBefore = {
+      postgres: await reapCounter('deprovision_err', 'postgres'),
+      redis: await reapCounter('deprovision_err', 'redis'),
+    };
+    // Two passes more than it takes an item-scoped failure to quarantine.
+    const passes = h.settings.quarantineAfter + 2;
+
+    for (let pass = 1; pass <= passes; pass++) {
+      if (pass > 1) {
+        // A cluster that failed waits out a cool-down (15 s, doubling) before one of its items
+        // probes it again; without this the later passes would not even list the kept items,
+        // and "never quarantined" would hold for want of trying. Ending the cool-down makes
+        // every pass attempt every kept item again.
+        await h.db.pool.query('UPDATE pool_reaper_clusters SET retry_at = now()');
+      }
+      const good = [await seed('postgres', 'local:0'), await seed('redis', 'local:0')];
+
+      const { summary, handle } = await h.runPass();
+
+      expect(summary, `pass ${pass}`).toMatchObject({
+        listed: 5,
+        reaped: 2,
+        deprovisionErrors: 3,
+        refused: 0,
+        deleteErrors: 0,
+      });
+      expect(summary.errors.map((e) => [e.poolToken, e.outcome, e.errorType]).sort(), `pass ${pass}`).toEqual(
+        [
+          [noPrivilege.poolToken, 'deprovision_err', 'ClusterAccessError'],
+          [noPerm.poolToken, 'deprovision_err', 'ClusterAccessError'],
+          [unknown.poolToken, 'deprovision_err', 'UnknownClusterError'],
+        ].sort(),
+      );
+      // The other clusters' items went all the way in the same pass.
+      for (const item of good) expect(await rowExists(item.id), `pass ${pass}`).toBe(false);
+      expect(await databaseExists(good[0]!.item.databaseName)).toBe(false);
+      expect(await keysMatching(redis, `${good[1]!.poolToken}:*`)).toEqual([]);
+      // Nothing of a kept item was deleted: no deleteItem in the pass's history names it.
+      const history = await historyOrder(handle);
+      const deleted = history.filter((r) => r.activity === 'deleteItem').map((r) => r.poolToken);
+      expect(deleted.filter((t) => t !== undefined && keptTokens.has(t))).toEqual([]);
+      expect(deleted.sort()).toEqual(good.map((g) => g.poolToken).sort());
+      // Never counted towards quarantine, not even below the threshold.
+      expect(await h.store.listFailures({ quarantinedOnly: true }), `pass ${pass}`).toEqual([]);
+    }
+
+    for (const item of kept) expect(await rowExists(item.id)).toBe(true);
+    expect((await h.store.listFailures()).filter((f) => keptTokens.has(f.poolToken))).toEqual([]);
+    expect(await h.store.countQuarantined()).toMatchObject({ postgres: 0, redis: 0 });
+    // The kept items' infra is untouched where the reaper lacked the rights to drop it.
+    expect(await databaseExists(noPrivilege.item.databaseName)).toBe(true);
+    expect(await roleExists(noPrivilege.item.username)).toBe(true);
+    expect(await keysMatching(redis, `${noPerm.poolToken}:*`)).toHaveLength(3);
+    expect(await aclUserExists(redis, noPerm.item.username)).toBe(true);
+
+    // Counted as deprovision errors (PoolReapErrors) and per cluster (PoolClusterDown).
+    expect(await reapCounter('deprovision_err', 'postgres')).toBe(errorsBefore.postgres + 2 * passes);
+    expect(await reapCounter('deprovision_err', 'redis')).toBe(errorsBefore.redis + passes);
+    expect(await clusterErrors('postgres', 'local:3', 'ClusterAccessError')).toBe(passes);
+    expect(await clusterErrors('redis', 'local:4', 'ClusterAccessError')).toBe(passes);
+    expect(await clusterErrors('postgres', 'local:9', 'UnknownClusterError')).toBe(passes);
+    const marked = await h.db.pool.query(
+      `SELECT resource_type, cluster, last_error_type, failures FROM pool_reaper_clusters
+        ORDER BY resource_type, cluster`,
+    );
+    expect(marked.rows).toEqual([
+      {
+        resource_type: 'postgres',
+        cluster: 'local:3',
+        last_error_type: 'ClusterAccessError',
+        failures: passes,
+      },
+      {
+        resource_type: 'postgres',
+        cluster: 'local:9',
+        last_error_type: 'UnknownClusterError',
+        failures: passes,
+      },
+      { resource_type: 'redis', cluster: 'local:4', last_error_type: 'ClusterAccessError', failures: passes },
+    ]);
+    // The errors say which cluster refused and why, never with the credentials.
+    const pgError = (
+      await h.db.pool.query('SELECT last_error FROM pool_reaper_clusters WHERE cluster = $1', ['local:3'])
+    ).rows[0]?.last_error as string;
+    expect(pgError).toMatch(/must be owner of database/);
+    expect(pgError).toContain('[42501]');
+    const redisError = (
+      await h.db.pool.query('SELECT last_error FROM pool_reaper_clusters WHERE cluster = $1', ['local:4'])
+    ).rows[0]?.last_error as string;
+    expect(redisError).toContain('NOPERM');
+    expect(redisError).not.toContain(weakRedisPassword);
+  });
+});
