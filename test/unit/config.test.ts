@@ -111,6 +111,60 @@ describe('loadConfig', () => {
   });
 });
 
+describe('loadConfig with orphan reclamation on (issue 13, item 8)', () => {
+  // Reclamation DROPs assigned items: a grace is all that stands between a just-claimed item
+  // (its platform binding is written after the provisioning call returns) and its teardown.
+  const reclaim = { REAPER_RECLAIM_ORPHANS: 'true', PLATFORM_DATABASE_URL: 'postgres://ro@platform/db' };
+  const refusal = (env: Record<string, string>) => {
+    try {
+      loadConfig(env);
+    } catch (err) {
+      return err;
+    }
+    return undefined;
+  };
+
+  const tooShort: [string, Record<string, string>, RegExp][] = [
+    [
+      'REAPER_ORPHAN_GRACE',
+      { REAPER_ORPHAN_GRACE: '10m' },
+      /^REAPER_ORPHAN_GRACE: expected at least 1h while REAPER_RECLAIM_ORPHANS=true$/,
+    ],
+    [
+      'REAPER_STUCK_ASSIGNED_GRACE',
+      { REAPER_STUCK_ASSIGNED_GRACE: '1m' },
+      /^REAPER_STUCK_ASSIGNED_GRACE: expected at least 5m while REAPER_RECLAIM_ORPHANS=true$/,
+    ],
+    [
+      'REAPER_ORPHAN_GRACE',
+      { REAPER_STUCK_ASSIGNED_GRACE: '3h', REAPER_ORPHAN_GRACE: '2h' },
+      /^REAPER_ORPHAN_GRACE: expected at least REAPER_STUCK_ASSIGNED_GRACE while REAPER_RECLAIM_ORPHANS=true$/,
+    ],
+  ];
+  it.each(tooShort)('stops on a %s below its floor with one line naming it', (variable, env, message) => {
+    const error = refusal({ ...reclaim, ...env });
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).variable).toBe(variable);
+    expect((error as ConfigError).message).toMatch(message);
+  });
+
+  it('accepts graces at their floors, and any grace while reclamation is off', () => {
+    const atFloors = loadConfig({ ...reclaim, REAPER_STUCK_ASSIGNED_GRACE: '5m', REAPER_ORPHAN_GRACE: '1h' });
+    expect(atFloors).toMatchObject({
+      reclaimOrphans: true,
+      stuckAssignedGraceMs: 300_000,
+      orphanGraceMs: 3_600_000,
+    });
+    // Without reclamation nothing assigned is ever dropped: a short grace only tunes a gauge.
+    const off = loadConfig({ REAPER_STUCK_ASSIGNED_GRACE: '1m', REAPER_ORPHAN_GRACE: '10m' });
+    expect(off).toMatchObject({
+      reclaimOrphans: false,
+      stuckAssignedGraceMs: 60_000,
+      orphanGraceMs: 600_000,
+    });
+  });
+});
+
 describe('clusterOf', () => {
   it('reads the cluster from provider_resource_id, empty meaning local:0', () => {
     expect(clusterOf('')).toBe('local:0');
