@@ -116,6 +116,31 @@ describe('pool-reaper worker start-up failures (the real binary)', () => {
     }
   });
 
+  it('exits 2 at once, naming `pool-reaper migrate --create-database`, when the provisioner database does not exist', async () => {
+    const env = isolated();
+    const missing = new URL(TEST_POSTGRES_URL);
+    missing.pathname = `/prt_missing_${uniqueSuffix()}`;
+    const result = await startWorker({
+      ...env,
+      TEMPORAL_ADDRESS: inject('temporalAddress'),
+      PROVISIONER_DATABASE_URL: missing.toString(),
+      // Long enough that a worker waiting for a database nobody creates would be caught.
+      REAPER_STARTUP_TIMEOUT: '1m',
+    });
+    expect(result.code).toBe(2);
+    const lines = stderrLines(result);
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(
+      /^pool-reaper: the provisioner database \(PROVISIONER_DATABASE_URL\) does not exist/,
+    );
+    expect(lines[0]).toContain('`pool-reaper migrate --create-database`');
+    // The server answered: nothing to wait for, no retry logged.
+    expect(logEvents(result, 'pool_reaper.provisioner_db.unreachable')).toEqual([]);
+    await expect(
+      temporal.client.workflow.getHandle(env.REAPER_WORKFLOW_ID).describe(),
+    ).rejects.toBeInstanceOf(WorkflowNotFoundError);
+  });
+
   it('exits 7 with one line after REAPER_STARTUP_TIMEOUT when the provisioner database does not answer, logging each retry', async () => {
     const closedPort = await freePort();
     const env = isolated();
