@@ -10,7 +10,7 @@ import type {
   PoolItemRef,
   TeardownResult,
 } from '../src/shared/types';
-import type { LockedRun } from '../src/store/pool-store';
+import { type LockedRun, SharedPoolTokenError } from '../src/store/pool-store';
 import { scrubSecrets } from '../src/teardown/errors';
 import {
   type ActivityDeps,
@@ -114,7 +114,12 @@ export function deprovisionActivity(deps: ActivityDeps) {
    * the cluster down (never the item's fault); any other retryable one defers the item. A
    * bookkeeping write that fails is logged and never hides the teardown's own failure.
    */
-  async function recordFailure(item: PoolItemRef, failure: ApplicationFailure, log: Logger): Promise<void> {
+  async function recordFailure(
+    item: PoolItemRef,
+    failure: ApplicationFailure,
+    log: Logger,
+    raced: boolean,
+  ): Promise<void> {
     const type = failure.type ?? 'Error';
     const treatment = treatmentOf(type);
     const passId = Context.current().info.workflowExecution?.workflowId ?? 'unknown';
@@ -141,7 +146,14 @@ export function deprovisionActivity(deps: ActivityDeps) {
           'cluster refused the reaper: its items wait and the cluster is probed again later',
         );
       } else if (treatment.quarantine) {
-        const record = await store.recordFailure(item, type, failure.message, settings.quarantineAfter);
+        // A live row given this token while the teardown ran may own infra of the same names
+        // that the teardown has just dropped: an operator must look now, not after N passes.
+        const record = await store.recordFailure(
+          item,
+          type,
+          failure.message,
+          raced ? 1 : settings.quarantineAfter,
+        );
         if (record.quarantined) {
           log.warn(
             {
@@ -230,7 +242,22 @@ export function deprovisionActivity(deps: ActivityDeps) {
       return { outcome: 'freed', teardown: run.value };
     } catch (err) {
       const failure = toFailure(err);
-      await recordFailure(item, failure, log);
+      const raced = err instanceof SharedPoolTokenError && err.raced;
+      if (raced) {
+        log.error(
+          {
+            event: 'pool_reaper.shared_token.raced',
+            itemId: item.id,
+            poolToken: item.poolToken,
+            resourceType: item.resourceType,
+            providerResourceId: item.providerResourceId,
+            error: failure.message,
+          },
+          'a ready or assigned row was given this pool token while its teardown ran: the failed row is ' +
+            'kept and quarantined; check the live item, whose infra may have been dropped',
+        );
+      }
+      await recordFailure(item, failure, log, raced);
       throw failure;
     } finally {
       clearInterval(timer);
