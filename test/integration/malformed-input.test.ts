@@ -61,6 +61,10 @@ describe('malformed input never makes a pass skip silently', () => {
       { tickMs: '30s', pass: TEST_PASS_OPTIONS }, // a string tick
       { tickMs: 1_000 }, // no pass at all
       null,
+      // Finite, but the next tick's time is past what a Date holds: every workflow task failed.
+      { tickMs: 1e20, pass: TEST_PASS_OPTIONS },
+      // Held to the same bound (365 days) as the tick and REAPER_PASS_TIMEOUT.
+      { tickMs: HOUR, passTimeoutMs: 1e20, pass: TEST_PASS_OPTIONS },
     ];
     for (const payload of malformed) {
       await ticker.signal(configureSignal, payload as TickerSettings);

@@ -86,6 +86,13 @@ describe('loadConfig', () => {
       /^REAPER_RECLAIM_ORPHANS: .*PLATFORM_DATABASE_URL/,
     ],
     ['TEMPORAL_TASK_QUEUE', { TEMPORAL_TASK_QUEUE: 'a queue' }, /^TEMPORAL_TASK_QUEUE: /],
+    // Longer would break the ticker (a next-tick time no Date holds, a timer Temporal refuses).
+    [
+      'REAPER_TICK',
+      { REAPER_TICK: '1000y' },
+      /^REAPER_TICK: expected a positive duration of at most 365d, got "1000y"$/,
+    ],
+    ['REAPER_PASS_TIMEOUT', { REAPER_PASS_TIMEOUT: '400d' }, /^REAPER_PASS_TIMEOUT: expected .*at most 365d/],
   ];
   it.each(bad)('refuses a bad %s with one line naming it', (variable, env, message) => {
     let caught: unknown;
