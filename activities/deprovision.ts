@@ -111,14 +111,15 @@ export function deprovisionActivity(deps: ActivityDeps) {
   /**
    * Writes down what a failure means beyond this attempt, as the taxonomy says: a failure
    * that needs an operator counts towards the item's quarantine; a cluster-scoped one marks
-   * the cluster down (never the item's fault); any other retryable one defers the item. A
-   * bookkeeping write that fails is logged and never hides the teardown's own failure.
+   * the cluster down (never the item's fault; a failed probe item also waits out a backoff,
+   * see below); any other retryable one defers the item. A bookkeeping write that fails is
+   * logged and never hides the teardown's own failure.
    */
   async function recordFailure(
     item: PoolItemRef,
     failure: ApplicationFailure,
     log: Logger,
-    raced: boolean,
+    how: { readonly raced: boolean; readonly probe: boolean },
   ): Promise<void> {
     const type = failure.type ?? 'Error';
     const treatment = treatmentOf(type);
@@ -133,6 +134,11 @@ export function deprovisionActivity(deps: ActivityDeps) {
           error_type: type,
         });
         const down = await store.recordClusterFailure(cluster, what, clusterBackoff);
+        // A down cluster is probed by its oldest listed item. If the failure is in fact that
+        // item's own (a database another role owns: 42501 for this one item only), the same
+        // item would probe, and fail, every time, and the cluster's other items would never
+        // be listed again: the probe item waits out a backoff so that the next probe is another.
+        if (how.probe) await store.deferItem(item, what, itemBackoff);
         log.warn(
           {
             event: 'pool_reaper.cluster.failed',
@@ -152,7 +158,7 @@ export function deprovisionActivity(deps: ActivityDeps) {
           item,
           type,
           failure.message,
-          raced ? 1 : settings.quarantineAfter,
+          how.raced ? 1 : settings.quarantineAfter,
         );
         if (record.quarantined) {
           log.warn(
@@ -257,7 +263,7 @@ export function deprovisionActivity(deps: ActivityDeps) {
             'kept and quarantined; check the live item, whose infra may have been dropped',
         );
       }
-      await recordFailure(item, failure, log, raced);
+      await recordFailure(item, failure, log, { raced, probe: probe === true });
       throw failure;
     } finally {
       clearInterval(timer);

@@ -1,6 +1,7 @@
+import Redis from 'ioredis';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type SeededItem, seedItems } from '../../src/provision/seed';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { insertPoolItemRow, provisionItem, type SeededItem, seedItems } from '../../src/provision/seed';
 import { TEST_POSTGRES_URL, TEST_REDIS_URL, uniqueSuffix } from '../helpers/env';
 import { historyOrder } from '../helpers/history';
 import { adminQuery, databaseExists, roleExists } from '../helpers/postgres';
@@ -21,8 +22,8 @@ const HOUR = 3_600_000;
  */
 describe('cluster-scoped failures never quarantine (real Temporal, Postgres, Redis)', () => {
   const suffix = uniqueSuffix();
-  // A login that may create roles but owns nothing and is no superuser: DROP DATABASE of a
-  // tenant database answers 42501 (must be owner of database).
+  // A login that may create roles and databases but is no superuser: DROP DATABASE of a tenant
+  // database it does not own answers 42501 (must be owner of database).
   const weakAdmin = `prt_weak_admin_${suffix}`;
   // A Redis user that can log in and read but has no ACL and no UNLINK: NOPERM.
   const weakRedisUser = `prt_noperm_${suffix}`;
@@ -46,7 +47,7 @@ describe('cluster-scoped failures never quarantine (real Temporal, Postgres, Red
   };
 
   beforeAll(async () => {
-    await adminQuery(`CREATE ROLE ${pg.escapeIdentifier(weakAdmin)} LOGIN CREATEROLE`);
+    await adminQuery(`CREATE ROLE ${pg.escapeIdentifier(weakAdmin)} LOGIN CREATEROLE CREATEDB`);
     await redis.call(
       'ACL',
       'SETUSER',
@@ -72,6 +73,11 @@ describe('cluster-scoped failures never quarantine (real Temporal, Postgres, Red
         ['local:4', weakRedisUrl()],
       ]),
     });
+  });
+  afterEach(async () => {
+    await h.db.pool.query('DELETE FROM pool_items');
+    await h.db.pool.query('DELETE FROM pool_reaper_clusters');
+    await h.db.pool.query('DELETE FROM pool_reaper_item_failures');
   });
   afterAll(async () => {
     await h?.close();
@@ -124,6 +130,9 @@ describe('cluster-scoped failures never quarantine (real Temporal, Postgres, Red
     const errorsBefore = {
       postgres: await reapCounter('deprovision_err', 'postgres'),
       redis: await reapCounter('deprovision_err', 'redis'),
+      local3: await clusterErrors('postgres', 'local:3', 'ClusterAccessError'),
+      local4: await clusterErrors('redis', 'local:4', 'ClusterAccessError'),
+      local9: await clusterErrors('postgres', 'local:9', 'UnknownClusterError'),
     };
     // Two passes more than it takes an item-scoped failure to quarantine.
     const passes = h.settings.quarantineAfter + 2;
@@ -131,10 +140,12 @@ describe('cluster-scoped failures never quarantine (real Temporal, Postgres, Red
     for (let pass = 1; pass <= passes; pass++) {
       if (pass > 1) {
         // A cluster that failed waits out a cool-down (15 s, doubling) before one of its items
-        // probes it again; without this the later passes would not even list the kept items,
-        // and "never quarantined" would hold for want of trying. Ending the cool-down makes
-        // every pass attempt every kept item again.
+        // probes it again, and a probe that fails waits out a backoff of its own (30 s,
+        // doubling); without this the later passes would not even list the kept items, and
+        // "never quarantined" would hold for want of trying. Ending both makes every pass
+        // attempt every kept item again.
         await h.db.pool.query('UPDATE pool_reaper_clusters SET retry_at = now()');
+        await h.db.pool.query('UPDATE pool_reaper_item_failures SET next_attempt_at = now()');
       }
       const good = [await seed('postgres', 'local:0'), await seed('redis', 'local:0')];
 
@@ -168,7 +179,10 @@ describe('cluster-scoped failures never quarantine (real Temporal, Postgres, Red
     }
 
     for (const item of kept) expect(await rowExists(item.id)).toBe(true);
-    expect((await h.store.listFailures()).filter((f) => keptTokens.has(f.poolToken))).toEqual([]);
+    // At most a backoff, never a needs-an-operator failure.
+    for (const f of await h.store.listFailures()) {
+      expect(f).toMatchObject({ failures: 0, quarantinedAt: null });
+    }
     expect(await h.store.countQuarantined()).toMatchObject({ postgres: 0, redis: 0 });
     // The kept items' infra is untouched where the reaper lacked the rights to drop it.
     expect(await databaseExists(noPrivilege.item.databaseName)).toBe(true);
@@ -179,9 +193,13 @@ describe('cluster-scoped failures never quarantine (real Temporal, Postgres, Red
     // Counted as deprovision errors (PoolReapErrors) and per cluster (PoolClusterDown).
     expect(await reapCounter('deprovision_err', 'postgres')).toBe(errorsBefore.postgres + 2 * passes);
     expect(await reapCounter('deprovision_err', 'redis')).toBe(errorsBefore.redis + passes);
-    expect(await clusterErrors('postgres', 'local:3', 'ClusterAccessError')).toBe(passes);
-    expect(await clusterErrors('redis', 'local:4', 'ClusterAccessError')).toBe(passes);
-    expect(await clusterErrors('postgres', 'local:9', 'UnknownClusterError')).toBe(passes);
+    expect(await clusterErrors('postgres', 'local:3', 'ClusterAccessError')).toBe(
+      errorsBefore.local3 + passes,
+    );
+    expect(await clusterErrors('redis', 'local:4', 'ClusterAccessError')).toBe(errorsBefore.local4 + passes);
+    expect(await clusterErrors('postgres', 'local:9', 'UnknownClusterError')).toBe(
+      errorsBefore.local9 + passes,
+    );
     const marked = await h.db.pool.query(
       `SELECT resource_type, cluster, last_error_type, failures FROM pool_reaper_clusters
         ORDER BY resource_type, cluster`,
@@ -212,5 +230,53 @@ describe('cluster-scoped failures never quarantine (real Temporal, Postgres, Red
     ).rows[0]?.last_error as string;
     expect(redisError).toContain('NOPERM');
     expect(redisError).not.toContain(weakRedisPassword);
+  });
+  it('one item the admin may not drop does not hold up the rest of its cluster: a failed probe waits, another item probes', async () => {
+    // The oldest item is owned by another role (42501 for the weak admin, whatever the pass);
+    // the younger one was created by the weak admin itself, which may drop it.
+    const stuck = await seed('postgres', 'local:3');
+    await h.db.pool.query(`UPDATE pool_items SET assigned_at = now() - interval '2 hours' WHERE id = $1`, [
+      stuck.id,
+    ]);
+    const admin = new pg.Pool({ connectionString: weakPostgresUrl(), max: 1 });
+    const redisTarget = new Redis(TEST_REDIS_URL);
+    let droppable: { id: string; poolToken: string; databaseName: string };
+    try {
+      const item = await provisionItem(
+        { admin, adminUrl: weakPostgresUrl(), redis: redisTarget, redisUrl: TEST_REDIS_URL },
+        { resourceType: 'postgres', providerResourceId: 'local:3' },
+      );
+      seededTokens.push(item.poolToken);
+      const ref = await insertPoolItemRow(h.db.pool, { ...item, status: 'failed', ageMs: HOUR });
+      droppable = { id: ref.id, poolToken: item.poolToken, databaseName: item.databaseName };
+    } finally {
+      await admin.end();
+      redisTarget.disconnect();
+    }
+
+    // One lane per cluster: the stuck item fails first and its cluster's other item waits.
+    const first = (await h.runPass({ clusterConcurrency: 1 })).summary;
+    expect(first).toMatchObject({ listed: 2, deprovisionErrors: 1, deferred: 1, reaped: 0 });
+
+    // From now on each pass lists one probe item of the cluster once its cool-down is over.
+    // A probe that fails on its own item must not be the probe again and again: the other
+    // item would then never be listed (the whole cluster's backlog held up by one item).
+    const probes: string[] = [];
+    for (let pass = 2; pass <= 4 && (await rowExists(droppable.id)); pass++) {
+      await h.db.pool.query('UPDATE pool_reaper_clusters SET retry_at = now()');
+      const { summary } = await h.runPass({ clusterConcurrency: 1 });
+      expect(summary.listed, `pass ${pass}`).toBe(1);
+      probes.push(summary.reaped === 1 ? droppable.poolToken : (summary.errors[0]?.poolToken ?? 'none'));
+    }
+    expect(probes).toEqual([stuck.poolToken, droppable.poolToken]);
+    expect(await rowExists(droppable.id)).toBe(false);
+    expect(await databaseExists(droppable.databaseName)).toBe(false);
+    // The cluster answered its probe: no longer marked down.
+    expect((await h.db.pool.query('SELECT 1 FROM pool_reaper_clusters')).rowCount).toBe(0);
+    // The stuck item is kept, waits out its own backoff, and is never quarantined.
+    expect(await rowExists(stuck.id)).toBe(true);
+    expect(await databaseExists(stuck.item.databaseName)).toBe(true);
+    const [record] = await h.store.listFailures();
+    expect(record).toMatchObject({ itemId: stuck.id, failures: 0, quarantinedAt: null });
   });
 });
