@@ -19,6 +19,8 @@ export {
 } from './drop-guard';
 export {
   BackendTeardownError,
+  ClusterAccessError,
+  ClusterUnreachableError,
   classifyPostgresError,
   classifyRedisError,
   DropRefusedError,
@@ -26,12 +28,12 @@ export {
   ForceBlockedError,
   isPlainObjectInUse,
   isRefusal,
+  isSqlError,
   type RefusalSite,
   RoleStillReferencedError,
   scrubSecrets,
   TeardownError,
   type TeardownErrorCategory,
-  TeardownPermissionError,
   TransientTeardownError,
   UnknownClusterError,
   UnsupportedResourceTypeError,

@@ -1,4 +1,4 @@
-import { clusterOf } from '../config';
+import { clusterOf } from '../shared/clusters';
 import type { PoolItemRef, TeardownResult } from '../shared/types';
 
 /**
