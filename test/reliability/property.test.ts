@@ -288,8 +288,27 @@ describe('property: random populations through real passes', () => {
         }
         expect(summary.listed).toBe(rows.length - count('untouched'));
         expect(summary.reaped).toBe(count('reaped'));
-        expect(summary.refused).toBe(count('refused'));
-        expect(summary.deprovisionErrors).toBe(count('error'));
+        // A shared-token row on the unreachable cluster is refused when its teardown is tried,
+        // or deferred when another item of that cluster and type failed first in the pass.
+        const clusterOf = (r: Materialised) => r.spec.provider.split(';')[0]?.trim() || 'local:0';
+        const maybeDeferred = rows.filter(
+          (r) =>
+            expectedOf(r) === 'refused' &&
+            clusterOf(r) === 'local:1' &&
+            rows.some(
+              (o) =>
+                o.id !== r.id &&
+                clusterOf(o) === 'local:1' &&
+                o.spec.type === r.spec.type &&
+                expectedOf(o) === 'error',
+            ),
+        ).length;
+        const deferred = summary.deferred ?? 0;
+        expect(summary.refused).toBeLessThanOrEqual(count('refused'));
+        expect(summary.refused).toBeGreaterThanOrEqual(count('refused') - maybeDeferred);
+        expect(summary.refused + summary.deprovisionErrors + deferred).toBe(
+          count('refused') + count('error'),
+        );
         const sharedRefusals = summary.errors.filter((e) => e.errorType === 'SharedPoolTokenError').length;
 
         totals.runs++;
@@ -306,6 +325,8 @@ describe('property: random populations through real passes', () => {
       } finally {
         await h.db.pool.query('DELETE FROM pool_items');
         await h.db.pool.query('DELETE FROM pool_reaper_item_failures');
+        // A cluster marked down in one population must not shape the next one's listing.
+        await h.db.pool.query('DELETE FROM pool_reaper_clusters');
         for (const token of infra.keys()) await cleanupToken(targets, token).catch(() => undefined);
       }
     };
