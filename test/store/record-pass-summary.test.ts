@@ -84,16 +84,23 @@ describe('recordPassSummary counts each pass once', () => {
     log.events('pool_reaper.pass.completed').filter((l) => l['passId'] === passId).length;
 
   it('counts a retried recording once, and a different pass again', async () => {
+    // Counted from this test's start: the other test shares the registry and may run first.
+    const base = {
+      pgReaped: await reapTotal('postgres', 'reaped'),
+      redisReaped: await reapTotal('redis', 'reaped'),
+      redisErrors: await reapTotal('redis', 'deprovision_err'),
+      passes: (await passesObserved()) || 0,
+    };
     const first = summaryFor(`pass-${uniqueSuffix()}-1`);
 
     await recordPassSummary(first);
     // The retry Temporal makes when the first completion was lost: the same summary again.
     await recordPassSummary(first);
 
-    expect(await reapTotal('postgres', 'reaped')).toBe(2);
-    expect(await reapTotal('redis', 'reaped')).toBe(1);
-    expect(await reapTotal('redis', 'deprovision_err')).toBe(1);
-    expect(await passesObserved()).toBe(1);
+    expect(await reapTotal('postgres', 'reaped')).toBe(base.pgReaped + 2);
+    expect(await reapTotal('redis', 'reaped')).toBe(base.redisReaped + 1);
+    expect(await reapTotal('redis', 'deprovision_err')).toBe(base.redisErrors + 1);
+    expect(await passesObserved()).toBe(base.passes + 1);
     expect(completedLines(first.passId)).toBe(1);
     // The retry still stamps the last pass (ReaperStalled reads it).
     const last = await store.readState<{ passId: string }>('last_pass');
@@ -102,10 +109,10 @@ describe('recordPassSummary counts each pass once', () => {
     const second = summaryFor(`pass-${uniqueSuffix()}-2`);
     await recordPassSummary(second);
 
-    expect(await reapTotal('postgres', 'reaped')).toBe(4);
-    expect(await reapTotal('redis', 'reaped')).toBe(2);
-    expect(await reapTotal('redis', 'deprovision_err')).toBe(2);
-    expect(await passesObserved()).toBe(2);
+    expect(await reapTotal('postgres', 'reaped')).toBe(base.pgReaped + 4);
+    expect(await reapTotal('redis', 'reaped')).toBe(base.redisReaped + 2);
+    expect(await reapTotal('redis', 'deprovision_err')).toBe(base.redisErrors + 2);
+    expect(await passesObserved()).toBe(base.passes + 2);
     expect(completedLines(second.passId)).toBe(1);
   });
 
