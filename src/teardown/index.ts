@@ -46,7 +46,12 @@ export {
   type PostgresPlan,
   type TeardownCallOptions,
 } from './postgres';
-export { teardownQueueItem } from './queue';
+export {
+  createQueueBackend,
+  type QueueBackend,
+  type QueueBackendOptions,
+  teardownQueueItem,
+} from './queue';
 export {
   createRedisBackend,
   escapeRedisGlob,

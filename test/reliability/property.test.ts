@@ -50,11 +50,12 @@ interface RowSpec {
 function expectedOutcome(row: RowSpec, token: string): Expected {
   const stale = row.status === 'failed' && row.ageSec * 1000 > FAILED_GRACE_MS;
   if (!stale) return 'untouched';
-  // A shared NATS item has no per-item state: nothing to drop, so nothing to refuse.
-  if (row.type === 'queue') return 'reaped';
-  if (row.type !== 'postgres' && row.type !== 'redis') return 'refused';
+  if (row.type !== 'postgres' && row.type !== 'redis' && row.type !== 'queue') return 'refused';
   const cluster = row.provider.split(';')[0]?.trim() || 'local:0';
   if (cluster !== 'local:0' && cluster !== 'local:1') return 'refused';
+  // A shared NATS item has no per-item state, but its token and cluster are checked like any
+  // other (issue 13, item 5); with nothing to connect to, an unreachable cluster is no error.
+  if (row.type === 'queue') return tokenOk(token) ? 'reaped' : 'refused';
   const names = row.type === 'postgres' ? [token, `db_${token}`, `usr_${token}`] : [token, `usr_${token}`];
   if (!tokenOk(token) || names.some((n) => bytes(n) > 63)) return 'refused';
   // A refused legacy Redis alias (usr_<first 8 characters>, e.g. usr_postgres) is skipped on
