@@ -75,4 +75,45 @@ export const MIGRATIONS: readonly Migration[] = [
       `CREATE INDEX IF NOT EXISTS idx_pool_reaper_reaped_at ON pool_reaper_reaped (reaped_at)`,
     ],
   },
+  {
+    version: 6,
+    name: 'reaper-owned classification of stuck assigned items (what the platform said, and the sweep reading it)',
+    statements: [
+      // One row per stuck assigned pool item (as the last sync saw it) and what the platform
+      // last said about it, so a pass asks the platform only a slice at a time and a bound
+      // item is written again only when its re-verification falls due.
+      `CREATE TABLE IF NOT EXISTS pool_reaper_assigned (
+        item_id uuid PRIMARY KEY,
+        pool_token text NOT NULL,
+        token_key text NOT NULL,
+        resource_type text NOT NULL,
+        assigned_at timestamptz NOT NULL,
+        class text NOT NULL DEFAULT 'unknown'
+          CHECK (class IN ('unknown', 'bound_live', 'bound_terminal', 'orphan')),
+        seen_sweep bigint,
+        verified_at timestamptz,
+        verify_after timestamptz
+      )`,
+      `CREATE INDEX IF NOT EXISTS idx_pool_reaper_assigned_token ON pool_reaper_assigned (token_key)`,
+      `CREATE INDEX IF NOT EXISTS idx_pool_reaper_assigned_verify ON pool_reaper_assigned (verify_after)`,
+      `CREATE INDEX IF NOT EXISTS idx_pool_reaper_assigned_open
+         ON pool_reaper_assigned (assigned_at) WHERE class IN ('unknown', 'orphan')`,
+      // The one sweep in progress: which phase, how far, and what it has seen so far.
+      `CREATE TABLE IF NOT EXISTS pool_reaper_sweep (
+        singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+        sweep bigint NOT NULL,
+        phase text NOT NULL CHECK (phase IN ('sync', 'scan')),
+        cursor text,
+        started_at timestamptz NOT NULL,
+        scan_started_at timestamptz,
+        resources_seen bigint NOT NULL DEFAULT 0,
+        bindings_seen bigint NOT NULL DEFAULT 0,
+        sync_rows integer NOT NULL,
+        scan_rows integer NOT NULL,
+        completed_sweep bigint,
+        completed_at timestamptz,
+        updated_at timestamptz NOT NULL DEFAULT now()
+      )`,
+    ],
+  },
 ];
