@@ -96,10 +96,12 @@ describe('migrate against an existing provisioner table', () => {
       .sort();
     expect(tables).toEqual([
       'pool_items',
+      'pool_reaper_assigned',
       'pool_reaper_item_failures',
       'pool_reaper_migrations',
       'pool_reaper_reaped',
       'pool_reaper_state',
+      'pool_reaper_sweep',
     ]);
     const indexes = (
       await db.pool.query(
@@ -115,7 +117,7 @@ describe('migrate against an existing provisioner table', () => {
     const fresh = await createTestDatabase('migrate_race', { migrate: false });
     try {
       const results = await Promise.all([migrate(fresh.url), migrate(fresh.url), migrate(fresh.url)]);
-      expect(results.flatMap((r) => r.applied).sort()).toEqual([1, 2, 3, 4]);
+      expect(results.flatMap((r) => r.applied).sort()).toEqual([1, 2, 3, 4, 6]);
     } finally {
       await fresh.drop();
     }
