@@ -115,15 +115,20 @@ describe('the alert rules', () => {
     expect(byName.get('PoolItemsQuarantined')?.expr).toBe(
       'max(instant_pool_quarantined_items) by (resource_type) > 0',
     );
+    expect(byName.get('PoolPlatformCheckFailing')).toMatchObject({
+      expr: 'sum(increase(instant_pool_platform_check_failures_total[15m])) > 0',
+      for: '30m',
+    });
     expect([...byName.keys()].sort()).toEqual([
       'PoolItemsQuarantined',
+      'PoolPlatformCheckFailing',
       'PoolReapErrors',
       'PoolStuckAssigned',
       'ReaperStalled',
     ]);
   });
 
-  it('each carry a severity, a summary and a description naming a runbook that exists', () => {
+  it('each carry a severity, a summary and a runbook that exists (runbook_url, or the README)', () => {
     const docs = ['README.md']
       .map((f) => path.join(ROOT, f))
       .filter(existsSync)
@@ -141,6 +146,15 @@ describe('the alert rules', () => {
     for (const alert of alerts) {
       expect(['warning', 'critical'], alert.alert).toContain(alert.labels?.['severity']);
       expect(alert.annotations?.['summary'], alert.alert).toBeTruthy();
+      // A runbook of its own: docs/runbooks/<AlertName>.md, named by `runbook_url`.
+      const url = alert.annotations?.['runbook_url'];
+      if (url !== undefined) {
+        expect(url, alert.alert).toBe(`docs/runbooks/${alert.alert}.md`);
+        const runbook = readFileSync(path.join(ROOT, url), 'utf8');
+        expect(runbook, url).toMatch(new RegExp(`^# ${alert.alert}\\b`));
+        continue;
+      }
+      // Or a section of the README, named in the description.
       const anchor = alert.annotations?.['description']?.match(/Runbook: README\.md#([a-z0-9-]+)/)?.[1];
       expect(anchor, `${alert.alert} description names no runbook`).toBe(
         `runbook-${alert.alert!.toLowerCase()}`,
