@@ -57,11 +57,15 @@ async function withDeadline<T>(work: Promise<T>, ms: number, what: string): Prom
   }
 }
 
-/** A slice of `resources` by primary key: an index range scan, whatever the table's size. */
+/**
+ * A slice of `resources` by primary key: an index range scan, whatever the table's size.
+ * `ORDER BY r.id`, the uuid column: ordering by the text alias would sort the whole table.
+ */
 const RESOURCES_FIRST_SLICE_SQL = `
-SELECT id::text AS id, status, provider_resource_id FROM resources ORDER BY id LIMIT $1`;
+SELECT r.id::text AS row_id, r.status, r.provider_resource_id FROM resources r ORDER BY r.id LIMIT $1`;
 const RESOURCES_NEXT_SLICE_SQL = `
-SELECT id::text AS id, status, provider_resource_id FROM resources WHERE id > $2::uuid ORDER BY id LIMIT $1`;
+SELECT r.id::text AS row_id, r.status, r.provider_resource_id FROM resources r
+ WHERE r.id > $2::uuid ORDER BY r.id LIMIT $1`;
 
 /** Tokens per statement: bounds each statement's parameter and run time. */
 const TOKENS_PER_QUERY = 5000;
@@ -146,7 +150,7 @@ export class PlatformStore implements PlatformLookup {
         async (client) => {
           await client.query(`SET LOCAL statement_timeout = ${ms}`);
           const { rows } = await client.query<{
-            id: string;
+            row_id: string;
             status: string | null;
             provider_resource_id: string | null;
           }>(
@@ -159,7 +163,7 @@ export class PlatformStore implements PlatformLookup {
               bindings.push({ token, status: row.status ?? '' });
             }
           }
-          return { rows: rows.length, lastId: rows.at(-1)?.id, bindings };
+          return { rows: rows.length, lastId: rows.at(-1)?.row_id, bindings };
         },
         'BEGIN TRANSACTION READ ONLY',
       ),

@@ -178,6 +178,7 @@ export async function sweepStuckAssigned(
           syncSlices++;
           const syncRows: number =
             settings.sliceRows ?? adapt(state.syncRows, Date.now() - started, budgetMs);
+          if (slice.done) await mirror.analyze();
           state = slice.done
             ? { ...state, syncRows, phase: 'scan', cursor: null, scanStartedAt: await mirror.now() }
             : { ...state, syncRows, cursor: slice.lastId };

@@ -186,15 +186,22 @@ export class AssignedMirror {
        ), bounds AS (
          SELECT (SELECT id FROM slice ORDER BY id DESC LIMIT 1) AS last_id,
                 (SELECT count(*) FROM slice) AS n
+       ), changed AS (
+         -- Only rows that differ are written: a steady sync slice writes nothing.
+         UPDATE pool_reaper_assigned m
+            SET pool_token = s.pool_token, token_key = lower(s.pool_token), resource_type = s.resource_type,
+                assigned_at = s.assigned_at, class = 'unknown', seen_sweep = NULL, verified_at = NULL,
+                verify_after = NULL
+           FROM stuck s
+          WHERE m.item_id = s.id
+            AND (m.assigned_at <> s.assigned_at OR m.pool_token <> s.pool_token
+                 OR m.resource_type <> s.resource_type)
+         RETURNING 1
        ), added AS (
-         INSERT INTO pool_reaper_assigned AS m (item_id, pool_token, token_key, resource_type, assigned_at)
-         SELECT id, pool_token, lower(pool_token), resource_type, assigned_at FROM stuck
-         ON CONFLICT (item_id) DO UPDATE
-           SET pool_token = EXCLUDED.pool_token, token_key = EXCLUDED.token_key,
-               resource_type = EXCLUDED.resource_type, assigned_at = EXCLUDED.assigned_at,
-               class = 'unknown', seen_sweep = NULL, verified_at = NULL, verify_after = NULL
-           WHERE m.assigned_at <> EXCLUDED.assigned_at OR m.pool_token <> EXCLUDED.pool_token
-              OR m.resource_type <> EXCLUDED.resource_type
+         INSERT INTO pool_reaper_assigned (item_id, pool_token, token_key, resource_type, assigned_at)
+         SELECT id, pool_token, lower(pool_token), resource_type, assigned_at FROM stuck s
+          WHERE NOT EXISTS (SELECT 1 FROM pool_reaper_assigned m WHERE m.item_id = s.id)
+         ON CONFLICT (item_id) DO NOTHING
          RETURNING 1
        ), gone AS (
          DELETE FROM pool_reaper_assigned m
@@ -203,7 +210,7 @@ export class AssignedMirror {
             AND NOT EXISTS (SELECT 1 FROM stuck s WHERE s.id = m.item_id)
          RETURNING 1
        )
-       SELECT last_id::text AS last_id, n,
+       SELECT last_id::text AS last_id, n, (SELECT count(*) FROM changed) AS changed,
               (SELECT count(*) FROM added) AS added, (SELECT count(*) FROM gone) AS gone
          FROM bounds`,
       [after, limit, secs(graceMs)],
@@ -278,15 +285,20 @@ export class AssignedMirror {
     return rows[0]?.empty !== false;
   }
 
+  /** Fresh planner statistics once a sync has filled the table (a first sync adds a million rows). */
+  async analyze(): Promise<void> {
+    await this.client.query('ANALYZE pool_reaper_assigned');
+  }
+
   /**
-   * Items per type and class. An orphan counts only while its pool_items row is still the
-   * stuck assigned item it was (same assigned_at and token): one Discarded, claimed again or
-   * reclaimed since the sweep that judged it must not page as an orphan until the next sync
-   * drops it. Bound and unknown rows are counted as the last sync saw them.
+   * Items per type and class, from the counts the trigger keeps. An orphan counts only while
+   * its pool_items row is still the stuck assigned item it was (same assigned_at and token):
+   * one Discarded, claimed again or reclaimed since the sweep that judged it must not page as
+   * an orphan until the next sync drops it. Bound and unknown rows count as the last sync saw them.
    */
   async classCounts(): Promise<ClassCount[]> {
     const { rows } = await this.client.query<{ resource_type: string; class: string; n: string }>(
-      `SELECT resource_type, class, count(*) AS n FROM pool_reaper_assigned WHERE class <> 'orphan' GROUP BY 1, 2
+      `SELECT resource_type, class, n FROM pool_reaper_assigned_counts WHERE class <> 'orphan' AND n <> 0
        UNION ALL
        SELECT m.resource_type, 'orphan', count(*) FROM pool_reaper_assigned m
          JOIN pool_items p ON p.id = m.item_id AND p.status = 'assigned' AND p.assigned_at = m.assigned_at

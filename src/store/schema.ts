@@ -81,8 +81,12 @@ export const MIGRATIONS: readonly Migration[] = [
     statements: [
       // One row per stuck assigned pool item (as the last sync saw it) and what the platform
       // last said about it, so a pass asks the platform only a slice at a time and a bound
-      // item is written again only when its re-verification falls due.
-      `CREATE TABLE IF NOT EXISTS pool_reaper_assigned (
+      // item is written again only when its re-verification falls due. UNLOGGED: it is a cache
+      // of what can always be read again (no WAL for a million rows written on a first sweep);
+      // after a crash Postgres empties it, and every item is simply `unknown` (never an
+      // orphan) until the next complete sweep. fillfactor leaves room for the in-place (HOT)
+      // updates of re-verification.
+      `CREATE UNLOGGED TABLE IF NOT EXISTS pool_reaper_assigned (
         item_id uuid PRIMARY KEY,
         pool_token text NOT NULL,
         token_key text NOT NULL,
@@ -93,13 +97,46 @@ export const MIGRATIONS: readonly Migration[] = [
         seen_sweep bigint,
         verified_at timestamptz,
         verify_after timestamptz
-      )`,
+      ) WITH (fillfactor = 80)`,
       `CREATE INDEX IF NOT EXISTS idx_pool_reaper_assigned_token ON pool_reaper_assigned (token_key)`,
-      `CREATE INDEX IF NOT EXISTS idx_pool_reaper_assigned_verify ON pool_reaper_assigned (verify_after)`,
-      `CREATE INDEX IF NOT EXISTS idx_pool_reaper_assigned_open
-         ON pool_reaper_assigned (assigned_at) WHERE class IN ('unknown', 'orphan')`,
-      // The one sweep in progress: which phase, how far, and what it has seen so far.
-      `CREATE TABLE IF NOT EXISTS pool_reaper_sweep (
+      `CREATE INDEX IF NOT EXISTS idx_pool_reaper_assigned_orphans
+         ON pool_reaper_assigned (assigned_at) WHERE class = 'orphan'`,
+      // Items per type and class, kept by the trigger below in the same transaction as every
+      // change, so a pass reads a handful of rows instead of counting a million.
+      `CREATE UNLOGGED TABLE IF NOT EXISTS pool_reaper_assigned_counts (
+        resource_type text NOT NULL,
+        class text NOT NULL,
+        n bigint NOT NULL,
+        PRIMARY KEY (resource_type, class)
+      )`,
+      `CREATE OR REPLACE FUNCTION pool_reaper_assigned_count() RETURNS trigger LANGUAGE plpgsql AS $fn$
+       BEGIN
+         IF TG_OP IN ('UPDATE', 'DELETE') THEN
+           INSERT INTO pool_reaper_assigned_counts AS c (resource_type, class, n)
+           SELECT resource_type, class, -count(*) FROM old_rows GROUP BY 1, 2
+           ON CONFLICT (resource_type, class) DO UPDATE SET n = c.n + EXCLUDED.n;
+         END IF;
+         IF TG_OP IN ('UPDATE', 'INSERT') THEN
+           INSERT INTO pool_reaper_assigned_counts AS c (resource_type, class, n)
+           SELECT resource_type, class, count(*) FROM new_rows GROUP BY 1, 2
+           ON CONFLICT (resource_type, class) DO UPDATE SET n = c.n + EXCLUDED.n;
+         END IF;
+         RETURN NULL;
+       END
+       $fn$`,
+      'DROP TRIGGER IF EXISTS pool_reaper_assigned_count_insert ON pool_reaper_assigned',
+      `CREATE TRIGGER pool_reaper_assigned_count_insert AFTER INSERT ON pool_reaper_assigned
+         REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION pool_reaper_assigned_count()`,
+      'DROP TRIGGER IF EXISTS pool_reaper_assigned_count_update ON pool_reaper_assigned',
+      `CREATE TRIGGER pool_reaper_assigned_count_update AFTER UPDATE ON pool_reaper_assigned
+         REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+         FOR EACH STATEMENT EXECUTE FUNCTION pool_reaper_assigned_count()`,
+      'DROP TRIGGER IF EXISTS pool_reaper_assigned_count_delete ON pool_reaper_assigned',
+      `CREATE TRIGGER pool_reaper_assigned_count_delete AFTER DELETE ON pool_reaper_assigned
+         REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION pool_reaper_assigned_count()`,
+      // The one sweep in progress: which phase, how far, and what it has seen so far. Unlogged
+      // with the table it describes, so a crash empties both together.
+      `CREATE UNLOGGED TABLE IF NOT EXISTS pool_reaper_sweep (
         singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
         sweep bigint NOT NULL,
         phase text NOT NULL CHECK (phase IN ('sync', 'scan')),

@@ -97,6 +97,7 @@ describe('migrate against an existing provisioner table', () => {
     expect(tables).toEqual([
       'pool_items',
       'pool_reaper_assigned',
+      'pool_reaper_assigned_counts',
       'pool_reaper_item_failures',
       'pool_reaper_migrations',
       'pool_reaper_reaped',

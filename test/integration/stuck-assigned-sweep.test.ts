@@ -48,6 +48,15 @@ describe('stuck assigned classification: a sweep in slices, kept in the reaper t
     lookup = PlatformStore.connect(platform.url, { max: 2 });
   });
   afterEach(async () => {
+    // The per-type, per-class counts the trigger keeps match the table they count.
+    const { rows } = await db.pool.query<{ resource_type: string; class: string; kept: string; counted: string }>(
+      `SELECT coalesce(c.resource_type, m.resource_type) AS resource_type, coalesce(c.class, m.class) AS class,
+              coalesce(c.n, 0) AS kept, coalesce(m.n, 0) AS counted
+         FROM pool_reaper_assigned_counts c
+         FULL JOIN (SELECT resource_type, class, count(*) AS n FROM pool_reaper_assigned GROUP BY 1, 2) m
+           ON m.resource_type = c.resource_type AND m.class = c.class`,
+    );
+    expect(rows.filter((r) => r.kept !== r.counted)).toEqual([]);
     await db.pool.query('DELETE FROM pool_items');
     await platform.clear();
   });
