@@ -1,6 +1,8 @@
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { Logger } from '../src/logger';
 import { recheckToken } from '../src/platform/check';
+import { clusterOf } from '../src/shared/clusters';
+import { treatmentOf } from '../src/shared/failure-types';
 import type {
   AssignedExpectation,
   DeprovisionInput,
@@ -8,32 +10,52 @@ import type {
   PoolItemRef,
   TeardownResult,
 } from '../src/shared/types';
-import { ItemLockedError, type LockedRun } from '../src/store/pool-store';
-import { type ActivityDeps, activityLogger, orphanReclamation } from './deps';
+import type { LockedRun } from '../src/store/pool-store';
+import { scrubSecrets } from '../src/teardown/errors';
+import {
+  type ActivityDeps,
+  activityLogger,
+  DEFAULT_CLUSTER_BACKOFF,
+  DEFAULT_ITEM_BACKOFF,
+  orphanReclamation,
+} from './deps';
 
-interface ClassifiedError {
-  readonly name: string;
-  readonly message: string;
-  readonly retryable?: boolean;
-  readonly category?: string;
+interface ThrownError {
+  readonly name?: unknown;
+  readonly message?: unknown;
   readonly partial?: unknown;
 }
 
-/** Teardown errors carry `retryable`; anything unknown is treated as transient. */
+/**
+ * Heartbeats at a third of the activity's own heartbeat timeout (set by the pass, read from
+ * the activity info), so interval and timeout can never disagree: two heartbeats may be lost
+ * before Temporal gives the attempt up.
+ */
+const heartbeatIntervalOf = (timeoutMs: number | undefined) =>
+  timeoutMs ? Math.max(200, Math.floor(timeoutMs / 3)) : 5_000;
+
+/**
+ * The Temporal failure for a thrown error: its type is the error's class name, and whether
+ * Temporal may retry it comes from the one taxonomy (src/shared/failure-types.ts).
+ */
 function toFailure(err: unknown): ApplicationFailure {
-  const e = err as ClassifiedError;
-  const retryable = err instanceof ItemLockedError || e.retryable !== false;
+  if (err instanceof ApplicationFailure) return err;
+  const e = (typeof err === 'object' && err !== null ? err : {}) as ThrownError;
+  const type = typeof e.name === 'string' && err instanceof Error ? e.name : 'Error';
+  const treatment = treatmentOf(type);
   return ApplicationFailure.create({
-    message: e.message ?? String(err),
-    type: e.name ?? 'Error',
-    nonRetryable: !retryable,
-    details: [{ category: e.category ?? (retryable ? 'transient' : 'operator'), partial: e.partial ?? null }],
+    message: scrubSecrets(typeof e.message === 'string' ? e.message : String(err)),
+    type,
+    nonRetryable: !treatment.retry,
+    details: [{ scope: treatment.scope, quarantine: treatment.quarantine, partial: e.partial ?? null }],
     cause: err instanceof Error ? err : undefined,
   });
 }
 
 export function deprovisionActivity(deps: ActivityDeps) {
   const { store, teardown, settings, metrics } = deps;
+  const itemBackoff = settings.itemBackoff ?? DEFAULT_ITEM_BACKOFF;
+  const clusterBackoff = settings.clusterBackoff ?? DEFAULT_CLUSTER_BACKOFF;
 
   /**
    * An orphan (opt-in only): under the row lock, the row must still be assigned with the
@@ -87,16 +109,95 @@ export function deprovisionActivity(deps: ActivityDeps) {
   }
 
   /**
+   * Writes down what a failure means beyond this attempt, as the taxonomy says: a failure
+   * that needs an operator counts towards the item's quarantine; a cluster-scoped one marks
+   * the cluster down (never the item's fault); any other retryable one defers the item. A
+   * bookkeeping write that fails is logged and never hides the teardown's own failure.
+   */
+  async function recordFailure(item: PoolItemRef, failure: ApplicationFailure, log: Logger): Promise<void> {
+    const type = failure.type ?? 'Error';
+    const treatment = treatmentOf(type);
+    const passId = Context.current().info.workflowExecution?.workflowId ?? 'unknown';
+    const cluster = { resourceType: item.resourceType, cluster: clusterOf(item.providerResourceId) };
+    const what = { passId, errorType: type, message: failure.message };
+    try {
+      if (treatment.scope === 'cluster') {
+        metrics.clusterErrors.inc({
+          resource_type: cluster.resourceType,
+          cluster: cluster.cluster,
+          error_type: type,
+        });
+        const down = await store.recordClusterFailure(cluster, what, clusterBackoff);
+        log.warn(
+          {
+            event: 'pool_reaper.cluster.failed',
+            resourceType: cluster.resourceType,
+            cluster: cluster.cluster,
+            errorType: type,
+            error: failure.message,
+            passesFailed: down.failures,
+            retryAt: down.retryAt.toISOString(),
+          },
+          'cluster refused the reaper: its items wait and the cluster is probed again later',
+        );
+      } else if (treatment.quarantine) {
+        const record = await store.recordFailure(item, type, failure.message, settings.quarantineAfter);
+        if (record.quarantined) {
+          log.warn(
+            {
+              event: 'pool_reaper.quarantined',
+              poolToken: item.poolToken,
+              itemId: item.id,
+              failures: record.failures,
+            },
+            'item quarantined after repeated needs-an-operator failures',
+          );
+        }
+      } else {
+        await store.deferItem(item, what, itemBackoff);
+      }
+    } catch (recordErr) {
+      log.error(
+        { err: (recordErr as Error).message, poolToken: item.poolToken, errorType: type },
+        'could not record the item failure; the next pass sees the item as before',
+      );
+    }
+  }
+
+  /** A probe item answered without a cluster-scoped failure: the cluster is back. */
+  async function clearProbedCluster(item: PoolItemRef, log: Logger): Promise<void> {
+    const cluster = { resourceType: item.resourceType, cluster: clusterOf(item.providerResourceId) };
+    try {
+      if (await store.clearClusterDown(cluster)) {
+        log.info(
+          {
+            event: 'pool_reaper.cluster.recovered',
+            resourceType: cluster.resourceType,
+            cluster: cluster.cluster,
+          },
+          'cluster answered its probe: its items are listed again',
+        );
+      }
+    } catch (err) {
+      log.warn(
+        { err: (err as Error).message, ...cluster },
+        'could not clear the cluster mark; a later probe will',
+      );
+    }
+  }
+
+  /**
    * Frees one stale failed item's infra while holding its row lock, and confirms it gone.
    * With `expect`, frees an orphaned assigned item instead (see lockedOrphanTeardown).
-   * Refusals (guard, unsupported type, unknown cluster) are non-retryable and counted
-   * towards quarantine; they are raised before any connection opens.
+   * Refusals (guard, unsupported type) are non-retryable and counted towards quarantine;
+   * they are raised before any connection opens.
    */
-  return async function deprovision({ item, expect }: DeprovisionInput): Promise<DeprovisionResult> {
+  return async function deprovision({ item, expect, probe }: DeprovisionInput): Promise<DeprovisionResult> {
     const ctx = Context.current();
     const log = activityLogger(deps.log);
     const heartbeat = (step: string) => ctx.heartbeat({ step });
-    const timer = setInterval(() => heartbeat('waiting'), settings.heartbeatIntervalMs ?? 5000);
+    const interval = heartbeatIntervalOf(ctx.info.heartbeatTimeoutMs);
+    const timer = setInterval(() => heartbeat('waiting'), interval);
     try {
       let run: LockedRun<TeardownResult>;
       if (expect === undefined) {
@@ -107,6 +208,9 @@ export function deprovisionActivity(deps: ActivityDeps) {
       } else {
         run = await lockedOrphanTeardown(item, expect, heartbeat, log);
       }
+      // The cluster answered: clear its mark if it was listed as down, or if an earlier attempt
+      // of this very activity (a blip since retried away) marked it.
+      if (run.ran && (probe || ctx.info.attempt > 1)) await clearProbedCluster(item, log);
       if (!run.ran) {
         const what = expect === undefined ? 'row changed since listing' : 'orphan no longer reclaimable';
         ctx.log.info(`${what}; nothing touched`, {
@@ -125,27 +229,8 @@ export function deprovisionActivity(deps: ActivityDeps) {
       }
       return { outcome: 'freed', teardown: run.value };
     } catch (err) {
-      if (err instanceof ApplicationFailure) throw err;
       const failure = toFailure(err);
-      if (failure.nonRetryable) {
-        const record = await store
-          .recordFailure(item, failure.type ?? 'Error', failure.message, settings.quarantineAfter)
-          .catch((recordErr: Error) => {
-            log.error({ err: recordErr.message, poolToken: item.poolToken }, 'could not record item failure');
-            return undefined;
-          });
-        if (record?.quarantined) {
-          log.warn(
-            {
-              event: 'pool_reaper.quarantined',
-              poolToken: item.poolToken,
-              itemId: item.id,
-              failures: record.failures,
-            },
-            'item quarantined after repeated needs-an-operator failures',
-          );
-        }
-      }
+      await recordFailure(item, failure, log);
       throw failure;
     } finally {
       clearInterval(timer);

@@ -3,7 +3,7 @@ import type { Logger } from '../src/logger';
 import type { ReaperMetrics } from '../src/metrics';
 import type { PlatformLookup } from '../src/platform/platform-store';
 import type { PoolItemRef, TeardownResult } from '../src/shared/types';
-import type { PoolStore } from '../src/store/pool-store';
+import type { Backoff, PoolStore } from '../src/store/pool-store';
 
 /** The slice of the teardown registry the activities use; tests may pass a fake. */
 export interface Teardown {
@@ -37,8 +37,10 @@ export interface ActivitySettings {
   readonly stuckAssignedGraceMs: number;
   readonly batchLimit: number;
   readonly quarantineAfter: number;
-  /** How often a running deprovision heartbeats while it waits on Postgres. */
-  readonly heartbeatIntervalMs?: number;
+  /** Backoff of an item after a retryable failure of its own. Default 30 s doubling, at most 1 h. */
+  readonly itemBackoff?: Backoff;
+  /** Cool-down of a cluster after a cluster-scoped failure. Default 15 s doubling, at most 5 min. */
+  readonly clusterBackoff?: Backoff;
   /** REAPER_RECLAIM_ORPHANS: tear down orphaned assigned items (needs `platform`). Default false. */
   readonly reclaimOrphans?: boolean;
   /** REAPER_ORPHAN_GRACE: an orphan is reclaimed only once assigned this long. Default 24h. */
@@ -55,6 +57,8 @@ export interface ActivitySettings {
 }
 
 export const DEFAULT_ORPHAN_GRACE_MS = 24 * 3_600_000;
+export const DEFAULT_ITEM_BACKOFF: Backoff = { baseMs: 30_000, maxMs: 3_600_000 };
+export const DEFAULT_CLUSTER_BACKOFF: Backoff = { baseMs: 15_000, maxMs: 300_000 };
 
 export interface ActivityDeps {
   readonly store: PoolStore;
@@ -74,5 +78,4 @@ export function orphanReclamation(
   return { platform: deps.platform, graceMs: deps.settings.orphanGraceMs ?? DEFAULT_ORPHAN_GRACE_MS };
 }
 
-/** Keys of the reaper's shared state rows (pool_reaper_state). */
-export const STATE_KEYS = { stuckAssigned: 'stuck_assigned', lastPass: 'last_pass' } as const;
+export { STATE_KEYS } from '../src/store/state-keys';

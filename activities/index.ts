@@ -5,9 +5,11 @@ import { listStaleFailedActivity } from './list-stale-failed';
 import { recheckOrphanActivity } from './recheck-orphan';
 import { recordPassSummaryActivity } from './record-pass-summary';
 import { reportStuckAssignedActivity } from './report-stuck-assigned';
+import { recordPassFailureActivity, recordTickerStateActivity } from './ticker-state';
 
 export type { PlatformLookup } from '../src/platform/platform-store';
 export type { ActivityDeps, ActivitySettings, Teardown } from './deps';
+export type { PassFailureInput } from './ticker-state';
 
 /**
  * The reaper's activities, built from their dependencies. The keys are the activity type
@@ -21,5 +23,7 @@ export function createActivities(deps: ActivityDeps) {
     reportStuckAssigned: reportStuckAssignedActivity(deps),
     recheckOrphan: recheckOrphanActivity(deps),
     recordPassSummary: recordPassSummaryActivity(deps),
+    recordPassFailure: recordPassFailureActivity(deps),
+    recordTickerState: recordTickerStateActivity(deps),
   };
 }

@@ -1,23 +1,29 @@
 import { Command, InvalidArgumentError } from 'commander';
 import pino from 'pino';
-import { ReaperClient, ReaperRequestRefusedError, TickerNotRunningError } from './client';
+import { PassFailedError, ReaperClient, ReaperRequestRefusedError, TickerNotRunningError } from './client';
 import { ConfigError, loadConfig, parseDuration, type ReaperConfig } from './config';
 import { createLogger } from './logger';
 import { formatDuration, formatStatus, formatSummary } from './operator-format';
 import { seedFromCli } from './provision/seed-cli';
-import { ensureDatabase, migrate } from './store/migrate';
+import { ensureDatabase, migrate, SchemaOutdatedError } from './store/migrate';
 import { PoolStore } from './store/pool-store';
 import { connectClient, TemporalUnreachableError, temporalTarget } from './temporal-connection';
-import { startWorker } from './worker';
+import { ProvisionerUnreachableError, startWorker } from './worker';
 
 /** Exit codes, documented in the README. */
 export const EXIT = {
   ok: 0,
   failed: 1,
+  /** Bad usage or configuration, or a schema that needs `pool-reaper migrate`. */
   usage: 2,
   temporalUnreachable: 3,
+  /** No ticker runs (never started, or closed: failed, terminated). */
   tickerNotRunning: 4,
   refused: 5,
+  /** The pass `reap-now --wait` waited for had errors, could not list, or failed. */
+  passErrors: 6,
+  /** The provisioner database did not answer (worker start-up). */
+  databaseUnreachable: 7,
 } as const;
 
 class CliExit extends Error {
@@ -154,6 +160,9 @@ export function buildProgram(): Command {
         const summary = await reaper.reapNowAndWait(request);
         stopProgress();
         print(!!opts.json, summary, formatSummary(summary));
+        const errors = summary.deprovisionErrors + summary.deleteErrors;
+        if (summary.aborted) throw new CliExit(EXIT.passErrors, `pass ${summary.passId} could not list`);
+        if (errors > 0) throw new CliExit(EXIT.passErrors, `pass ${summary.passId} had ${errors} error(s)`);
       } finally {
         stopProgress();
       }
@@ -194,7 +203,7 @@ export function buildProgram(): Command {
     .description('items left out of passes after repeated refusals');
   quarantine
     .command('list')
-    .option('--all', 'include items with failures below the quarantine threshold')
+    .option('--all', 'include items with failures below the quarantine threshold, and deferred items')
     .option('--json', 'machine-readable output')
     .action(async (opts: { all?: boolean; json?: boolean }) => {
       const cfg = config();
@@ -209,6 +218,7 @@ export function buildProgram(): Command {
                   (r) =>
                     `${r.itemId}  ${r.resourceType.padEnd(8)} ${r.poolToken || '(empty token)'}  failures=${r.failures}` +
                     `  ${r.quarantinedAt ? `quarantined ${formatDuration(Date.now() - r.quarantinedAt.getTime())} ago` : 'not quarantined'}` +
+                    `${r.nextAttemptAt && r.nextAttemptAt.getTime() > Date.now() ? `  deferred (${r.deferrals}x) until ${r.nextAttemptAt.toISOString()}` : ''}` +
                     `${r.rowExists ? '' : '  (row gone)'}\n    ${r.lastErrorType}: ${r.lastError}`,
                 )
                 .join('\n');
@@ -291,6 +301,9 @@ function exitCodeFor(err: unknown): number {
   if (err instanceof TemporalUnreachableError) return EXIT.temporalUnreachable;
   if (err instanceof TickerNotRunningError) return EXIT.tickerNotRunning;
   if (err instanceof ReaperRequestRefusedError) return EXIT.refused;
+  if (err instanceof PassFailedError) return EXIT.passErrors;
+  if (err instanceof SchemaOutdatedError) return EXIT.usage;
+  if (err instanceof ProvisionerUnreachableError) return EXIT.databaseUnreachable;
   return EXIT.failed;
 }
 

@@ -1,5 +1,6 @@
 import { type Client, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
+import { poolReaper } from '../workflows/pool-reaper';
 import type { ReaperConfig } from './config';
 import type { Logger } from './logger';
 import {
@@ -13,7 +14,6 @@ import {
   statusQuery,
   type TickerSettings,
   type TickerStatus,
-  WORKFLOW_TYPES,
 } from './shared/messages';
 import { SEARCH_ATTRIBUTE_TYPES } from './shared/search-attributes';
 import type { PassSummary } from './shared/types';
@@ -28,8 +28,21 @@ export class ReaperRequestRefusedError extends Error {
   override readonly name = 'ReaperRequestRefusedError';
 }
 
+/** The pass a `reapNow` waited for failed, timed out, was terminated or could not list. */
+export class PassFailedError extends Error {
+  override readonly name = 'PassFailedError';
+}
+
 export function tickerSettingsFrom(config: ReaperConfig, recordReapedTokens = true): TickerSettings {
-  return { tickMs: config.tickMs, pass: { concurrency: config.concurrency, recordReapedTokens } };
+  return {
+    tickMs: config.tickMs,
+    passTimeoutMs: config.passTimeoutMs,
+    pass: {
+      concurrency: config.concurrency,
+      clusterConcurrency: config.clusterConcurrency,
+      recordReapedTokens,
+    },
+  };
 }
 
 const KEYWORD_LIST = temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD_LIST;
@@ -74,12 +87,27 @@ export async function ensureSearchAttributes(
  */
 export async function ensureTicker(
   client: Client,
-  options: { workflowId: string; taskQueue: string; settings: TickerSettings; log: Logger },
+  options: {
+    workflowId: string;
+    taskQueue: string;
+    settings: TickerSettings;
+    log: Logger;
+    /** The last recorded pause: a ticker started afresh starts paused when its predecessor was. */
+    paused?: { reason?: string | undefined } | undefined;
+  },
 ): Promise<void> {
-  const handle = await client.workflow.signalWithStart(WORKFLOW_TYPES.ticker, {
+  // Only used when no ticker runs: then it starts with the recorded pause (and mirrors it).
+  const state = options.paused
+    ? {
+        paused: true,
+        pauseReason: options.paused.reason ?? 'paused before this ticker started',
+        mirrorPending: true,
+      }
+    : undefined;
+  const handle = await client.workflow.signalWithStart<typeof poolReaper, [TickerSettings]>(poolReaper, {
     workflowId: options.workflowId,
     taskQueue: options.taskQueue,
-    args: [{ settings: options.settings }],
+    args: [{ settings: options.settings, ...(state ? { state } : {}) }],
     signal: configureSignal,
     signalArgs: [options.settings],
     staticSummary: 'pool-reaper ticker: one reap pass per tick, forced by reapNow',
@@ -111,7 +139,9 @@ export class ReaperClient {
         );
       }
       if (err instanceof WorkflowUpdateFailedError) {
-        throw new ReaperRequestRefusedError((err.cause as Error | undefined)?.message ?? err.message);
+        const cause = err.cause as (Error & { type?: string }) | undefined;
+        if (cause?.type === 'PassFailedError') throw new PassFailedError(cause.message);
+        throw new ReaperRequestRefusedError(cause?.message ?? err.message);
       }
       throw err;
     }
@@ -135,7 +165,16 @@ export class ReaperClient {
     return this.call(() => this.handle().signal(resumeSignal, request));
   }
 
-  status(): Promise<TickerStatus> {
+  /** The ticker's state; a ticker that is closed (failed, terminated, …) is reported as not running. */
+  async status(): Promise<TickerStatus> {
+    const description = await this.call(() => this.handle().describe());
+    if (description.status.name !== 'RUNNING') {
+      const since = description.closeTime ? ` since ${description.closeTime.toISOString()}` : '';
+      throw new TickerNotRunningError(
+        `the ticker ${this.workflowId} is ${description.status.name.toLowerCase()}${since}: ` +
+          'start a worker (`pool-reaper worker`) to start a new one',
+      );
+    }
     return this.call(() => this.handle().query(statusQuery));
   }
 

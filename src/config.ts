@@ -1,5 +1,6 @@
 import ms from 'ms';
 import { z } from 'zod';
+import { DEFAULT_CLUSTER } from './shared/clusters';
 
 /**
  * The reaper's own settings, read once from the environment and validated before anything
@@ -22,10 +23,16 @@ export interface ReaperConfig {
   readonly stuckAssignedGraceMs: number;
   readonly batchLimit: number;
   readonly concurrency: number;
+  /** Teardowns at once on one cluster; at most `concurrency`. */
+  readonly clusterConcurrency: number;
+  /** A pass running longer is ended by Temporal and counted as timed out. */
+  readonly passTimeoutMs: number;
   readonly quarantineAfter: number;
   readonly reclaimOrphans: boolean;
   readonly orphanGraceMs: number;
   readonly shutdownGraceMs: number;
+  /** How long `worker` start-up waits for the provisioner database before it exits. */
+  readonly startupTimeoutMs: number;
   readonly logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
 }
 
@@ -40,7 +47,7 @@ export class ConfigError extends Error {
   }
 }
 
-export const DEFAULT_CLUSTER = 'local:0';
+export { clusterOf, DEFAULT_CLUSTER } from './shared/clusters';
 
 /** Every variable the reaper reads, with its default; the README table and compose test use it. */
 export const ENV_DEFAULTS = {
@@ -59,10 +66,13 @@ export const ENV_DEFAULTS = {
   REAPER_STUCK_ASSIGNED_GRACE: '30m',
   REAPER_BATCH_LIMIT: '50',
   REAPER_CONCURRENCY: '8',
+  REAPER_CLUSTER_CONCURRENCY: '4',
+  REAPER_PASS_TIMEOUT: '1h',
   REAPER_QUARANTINE_AFTER: '3',
   REAPER_RECLAIM_ORPHANS: 'false',
   REAPER_ORPHAN_GRACE: '24h',
   REAPER_SHUTDOWN_GRACE: '30s',
+  REAPER_STARTUP_TIMEOUT: '30s',
   LOG_LEVEL: 'info',
 } as const;
 
@@ -135,6 +145,28 @@ function parseClusterList(
   return clusters;
 }
 
+/**
+ * With reclamation on, a grace is what stands between a just-claimed item (its platform
+ * binding is written only after the provisioning call returns) and a DROP: floors that no
+ * typo can go under.
+ */
+export const RECLAIM_FLOORS = { stuckAssignedGraceMs: 5 * 60_000, orphanGraceMs: 3_600_000 } as const;
+
+function checkReclaimGraces(stuckAssignedGraceMs: number, orphanGraceMs: number): void {
+  if (stuckAssignedGraceMs < RECLAIM_FLOORS.stuckAssignedGraceMs) {
+    throw new ConfigError('REAPER_STUCK_ASSIGNED_GRACE', 'at least 5m while REAPER_RECLAIM_ORPHANS=true');
+  }
+  if (orphanGraceMs < RECLAIM_FLOORS.orphanGraceMs) {
+    throw new ConfigError('REAPER_ORPHAN_GRACE', 'at least 1h while REAPER_RECLAIM_ORPHANS=true');
+  }
+  if (orphanGraceMs < stuckAssignedGraceMs) {
+    throw new ConfigError(
+      'REAPER_ORPHAN_GRACE',
+      'at least REAPER_STUCK_ASSIGNED_GRACE while REAPER_RECLAIM_ORPHANS=true',
+    );
+  }
+}
+
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 
 export function loadConfig(env: Env = process.env): ReaperConfig {
@@ -163,6 +195,19 @@ export function loadConfig(env: Env = process.env): ReaperConfig {
       throw new ConfigError(variable, `1-200 characters of [A-Za-z0-9._:/-], got "${value}"`);
     }
   }
+  const concurrency = parseInteger('REAPER_CONCURRENCY', read(env, 'REAPER_CONCURRENCY'), 1, 64);
+  const clusterConcurrency = parseInteger(
+    'REAPER_CLUSTER_CONCURRENCY',
+    read(env, 'REAPER_CLUSTER_CONCURRENCY'),
+    1,
+    64,
+  );
+  const stuckAssignedGraceMs = parseDuration(
+    'REAPER_STUCK_ASSIGNED_GRACE',
+    read(env, 'REAPER_STUCK_ASSIGNED_GRACE'),
+  );
+  const orphanGraceMs = parseDuration('REAPER_ORPHAN_GRACE', read(env, 'REAPER_ORPHAN_GRACE'));
+  if (reclaimOrphans) checkReclaimGraces(stuckAssignedGraceMs, orphanGraceMs);
   return {
     taskQueue,
     tickerWorkflowId,
@@ -192,22 +237,17 @@ export function loadConfig(env: Env = process.env): ReaperConfig {
         : parseInteger('TEMPORAL_METRICS_PORT', temporalMetricsPort, 0, 65535),
     tickMs: parseDuration('REAPER_TICK', read(env, 'REAPER_TICK')),
     failedGraceMs: parseDuration('REAPER_FAILED_GRACE', read(env, 'REAPER_FAILED_GRACE')),
-    stuckAssignedGraceMs: parseDuration(
-      'REAPER_STUCK_ASSIGNED_GRACE',
-      read(env, 'REAPER_STUCK_ASSIGNED_GRACE'),
-    ),
+    stuckAssignedGraceMs,
     batchLimit: parseInteger('REAPER_BATCH_LIMIT', read(env, 'REAPER_BATCH_LIMIT'), 1, 500),
-    concurrency: parseInteger('REAPER_CONCURRENCY', read(env, 'REAPER_CONCURRENCY'), 1, 64),
+    concurrency,
+    // More per cluster than in all would only read as a promise the pass cannot keep.
+    clusterConcurrency: Math.min(clusterConcurrency, concurrency),
+    passTimeoutMs: parseDuration('REAPER_PASS_TIMEOUT', read(env, 'REAPER_PASS_TIMEOUT')),
     quarantineAfter: parseInteger('REAPER_QUARANTINE_AFTER', read(env, 'REAPER_QUARANTINE_AFTER'), 1, 1000),
     reclaimOrphans,
-    orphanGraceMs: parseDuration('REAPER_ORPHAN_GRACE', read(env, 'REAPER_ORPHAN_GRACE')),
+    orphanGraceMs,
     shutdownGraceMs: parseDuration('REAPER_SHUTDOWN_GRACE', read(env, 'REAPER_SHUTDOWN_GRACE')),
+    startupTimeoutMs: parseDuration('REAPER_STARTUP_TIMEOUT', read(env, 'REAPER_STARTUP_TIMEOUT')),
     logLevel: logLevel as ReaperConfig['logLevel'],
   };
-}
-
-/** The cluster id an item names; empty means the default cluster. */
-export function clusterOf(providerResourceId: string): string {
-  const first = providerResourceId.split(';')[0]?.trim() ?? '';
-  return first === '' ? DEFAULT_CLUSTER : first;
 }

@@ -2,7 +2,8 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 import { ownEntries } from './shared/keyed';
-import { type PassSummary, PLATFORM_CHECK_FAILURE_REASONS } from './shared/types';
+import { PASS_FAILURE_REASONS, type PassSummary, PLATFORM_CHECK_FAILURE_REASONS } from './shared/types';
+import type { BacklogRow } from './store/pool-store';
 
 /**
  * What every replica exports from the shared database at scrape time, so no replica keeps
@@ -10,6 +11,12 @@ import { type PassSummary, PLATFORM_CHECK_FAILURE_REASONS } from './shared/types
  */
 export interface SharedSnapshot {
   readonly stuckAssigned: Readonly<Record<string, number>> | undefined;
+  /** Stale failed items per type and cluster (the backlog), with the age of the oldest. */
+  readonly backlog?: readonly BacklogRow[];
+  /** Clusters marked down (their items wait for retry_at, then a probe). */
+  readonly clustersDown?: readonly { readonly resourceType: string; readonly cluster: string }[];
+  /** The ticker's pause, as mirrored by the ticker; undefined when never recorded. */
+  readonly paused?: boolean;
   readonly assignedItems?: Readonly<Record<string, Readonly<Record<string, number>>>> | undefined;
   readonly quarantined: Readonly<Record<string, number>>;
   readonly lastPassCompletedAt: Date | undefined;
@@ -26,6 +33,13 @@ export const METRIC_NAMES = {
   lastPassCompleted: 'instant_pool_reap_last_pass_completed_timestamp_seconds',
   stateReadErrors: 'instant_pool_reaper_state_read_errors_total',
   platformCheckFailures: 'instant_pool_platform_check_failures_total',
+  passFailures: 'instant_pool_reap_pass_failures_total',
+  clusterErrors: 'instant_pool_cluster_errors_total',
+  clusterDown: 'instant_pool_cluster_down',
+  staleFailed: 'instant_pool_stale_failed_items',
+  staleFailedOldest: 'instant_pool_stale_failed_oldest_age_seconds',
+  paused: 'instant_pool_reaper_paused',
+  tick: 'instant_pool_reaper_tick_seconds',
 } as const;
 
 export interface ReaperMetrics {
@@ -33,11 +47,19 @@ export interface ReaperMetrics {
   readonly reapTotal: Counter<'resource_type' | 'status' | 'outcome'>;
   readonly passDuration: Histogram;
   readonly platformCheckFailures: Counter<'reason'>;
+  readonly passFailures: Counter<'reason'>;
+  readonly clusterErrors: Counter<'resource_type' | 'cluster' | 'error_type'>;
   /** Counts a finished pass's outcomes and duration (called once per pass, by one activity). */
   recordPass(summary: PassSummary): void;
 }
 
-export function createMetrics(readSnapshot?: SnapshotReader, options: { defaultMetrics?: boolean } = {}) {
+export interface MetricsOptions {
+  readonly defaultMetrics?: boolean;
+  /** REAPER_TICK, exported so that alerts can scale with it. */
+  readonly tickMs?: number;
+}
+
+export function createMetrics(readSnapshot?: SnapshotReader, options: MetricsOptions = {}) {
   const registry = new Registry();
   if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'pool_reaper_' });
 
@@ -143,11 +165,90 @@ export function createMetrics(readSnapshot?: SnapshotReader, options: { defaultM
   // PoolPlatformCheckFailing sees, not the first sample of a new series.
   for (const reason of PLATFORM_CHECK_FAILURE_REASONS) platformCheckFailures.inc({ reason }, 0);
 
+  const passFailures = new Counter({
+    name: METRIC_NAMES.passFailures,
+    help:
+      'Reap passes that ended without doing their work: failed, timed out, terminated or cancelled ' +
+      'workflows, or passes that could not list (the ticker goes on either way).',
+    labelNames: ['reason'] as const,
+    registers: [registry],
+  });
+  for (const reason of PASS_FAILURE_REASONS) passFailures.inc({ reason }, 0);
+
+  const clusterErrors = new Counter({
+    name: METRIC_NAMES.clusterErrors,
+    help:
+      'Teardown attempts that failed for a reason of the whole cluster (unreachable, credentials, ' +
+      "privileges, TLS, not configured): never an item's fault, never quarantining.",
+    labelNames: ['resource_type', 'cluster', 'error_type'] as const,
+    registers: [registry],
+  });
+
+  new Gauge({
+    name: METRIC_NAMES.clusterDown,
+    help: 'Clusters marked down after cluster-scoped failures: their items wait, then one item probes.',
+    labelNames: ['resource_type', 'cluster'] as const,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const c of (await snapshot())?.clustersDown ?? []) {
+        this.set({ resource_type: c.resourceType, cluster: c.cluster }, 1);
+      }
+    },
+  });
+
+  new Gauge({
+    name: METRIC_NAMES.staleFailed,
+    help: 'Failed pool items past the failed grace, waiting to be reaped (the leak backlog).',
+    labelNames: ['resource_type', 'cluster'] as const,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const b of (await snapshot())?.backlog ?? []) {
+        this.set({ resource_type: b.resourceType, cluster: b.cluster }, b.items);
+      }
+    },
+  });
+
+  new Gauge({
+    name: METRIC_NAMES.staleFailedOldest,
+    help: 'Age of the oldest failed pool item past the failed grace, per type and cluster.',
+    labelNames: ['resource_type', 'cluster'] as const,
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const b of (await snapshot())?.backlog ?? []) {
+        this.set({ resource_type: b.resourceType, cluster: b.cluster }, b.oldestAgeSeconds);
+      }
+    },
+  });
+
+  new Gauge({
+    name: METRIC_NAMES.paused,
+    help: '1 while an operator has paused the ticker (as the ticker last recorded it), else 0.',
+    registers: [registry],
+    async collect() {
+      this.reset();
+      const paused = (await snapshot())?.paused;
+      if (paused !== undefined) this.set(paused ? 1 : 0);
+    },
+  });
+
+  if (options.tickMs !== undefined) {
+    new Gauge({
+      name: METRIC_NAMES.tick,
+      help: 'REAPER_TICK of this replica, in seconds: the longest a healthy ticker waits between passes.',
+      registers: [registry],
+    }).set(options.tickMs / 1000);
+  }
+
   const metrics: ReaperMetrics = {
     registry,
     reapTotal,
     passDuration,
     platformCheckFailures,
+    passFailures,
+    clusterErrors,
     recordPass(summary) {
       for (const { resourceType, outcome, count } of summary.outcomes) {
         reapTotal.inc({ resource_type: resourceType, status: 'failed', outcome }, count);

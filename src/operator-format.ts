@@ -17,11 +17,19 @@ function formatStuck(stuck: Readonly<Record<string, number>>): string {
 
 /** Human-readable pass summary for the CLI; `--json` prints the object itself. */
 export function formatSummary(s: PassSummary): string {
+  if (s.aborted) {
+    return [
+      `pass ${s.passId}`,
+      `  could not list (${s.aborted.errorType}): ${s.aborted.message}`,
+      '  nothing was touched; the next pass tries again',
+      `  took ${formatDuration(s.durationMs)} (${s.startedAt} → ${s.finishedAt})`,
+    ].join('\n');
+  }
   const lines = [
     `pass ${s.passId}`,
     `  listed ${s.listed}${s.batchFull ? ` (batch full at ${s.batchLimit}: more are waiting)` : ''}`,
     `  reaped ${s.reaped}, refused ${s.refused}, deprovision errors ${s.deprovisionErrors}, ` +
-      `delete errors ${s.deleteErrors}, skipped ${s.skipped}`,
+      `delete errors ${s.deleteErrors}, skipped ${s.skipped}${s.deferred ? `, deferred ${s.deferred}` : ''}`,
     `  stuck assigned: ${
       s.platformCheck?.status === 'failed'
         ? `unknown (platform check failed: ${s.platformCheck.reason}; nothing treated as orphan)`
@@ -29,6 +37,17 @@ export function formatSummary(s: PassSummary): string {
     }`,
     `  took ${formatDuration(s.durationMs)} (${s.startedAt} → ${s.finishedAt})`,
   ];
+  for (const c of s.clusterFailures ?? [])
+    lines.push(`  cluster ${c.resourceType}/${c.cluster} failed (${c.errorType}): ${c.message}`);
+  for (const c of s.clustersDown ?? [])
+    lines.push(
+      `  cluster ${c.resourceType}/${c.cluster} down since ${c.downSince} (${c.lastErrorType}): ` +
+        `${c.waiting} item(s) wait, next probe after ${c.retryAt}`,
+    );
+  if (s.stuckReportError)
+    lines.push(
+      `  stuck-assigned report failed (${s.stuckReportError.errorType}): ${s.stuckReportError.message}`,
+    );
   for (const e of s.errors)
     lines.push(
       `  ! ${e.resourceType} ${e.poolToken || '(empty token)'}: ${e.outcome} ${e.errorType}: ${e.message}`,
@@ -39,11 +58,17 @@ export function formatSummary(s: PassSummary): string {
 export function formatStatus(st: TickerStatus): string {
   const lines = [
     st.paused ? `paused: ${st.pauseReason ?? ''}` : 'running',
-    `passes run: ${st.passesRun}`,
+    `passes run: ${st.passesRun}${st.passesFailed ? ` (${st.passesFailed} failed)` : ''}`,
     `tick: every ${formatDuration(st.settings.tickMs)}, concurrency ${st.settings.pass.concurrency}`,
     st.currentPassId ? `current pass: ${st.currentPassId}` : `next tick: ${st.nextTickAt ?? '(paused)'}`,
   ];
   if (st.pendingForce) lines.push('a forced pass is pending');
+  if (st.consecutiveFailures > 0 && st.lastFailure) {
+    const f = st.lastFailure;
+    lines.push(
+      `last ${st.consecutiveFailures} pass(es) failed: ${f.passId} ${f.reason} at ${f.at}: ${f.message}`,
+    );
+  }
   lines.push(st.lastSummary ? `last ${formatSummary(st.lastSummary)}` : 'no pass has completed yet');
   return lines.join('\n');
 }

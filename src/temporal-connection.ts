@@ -1,6 +1,6 @@
 import { Client, Connection } from '@temporalio/client';
 import { loadClientConnectConfig } from '@temporalio/envconfig';
-import type { NativeConnectionOptions } from '@temporalio/worker';
+import { NativeConnection, type NativeConnectionOptions } from '@temporalio/worker';
 
 export const DEFAULT_TEMPORAL_ADDRESS = 'localhost:7233';
 
@@ -39,12 +39,25 @@ export async function connectClient(target: TemporalTarget = temporalTarget()): 
     });
     await connection.workflowService.getSystemInfo({});
   } catch (err) {
-    throw new TemporalUnreachableError(
-      `cannot reach Temporal at ${target.address} (namespace ${target.namespace}): ${firstLine(err)}; ` +
-        'check TEMPORAL_ADDRESS or start the local stack with `npm start`',
-    );
+    throw unreachable(target, err);
   }
   return new Client({ connection, namespace: target.namespace });
+}
+
+/** The worker's own (native) connection; same one-line error as the client's. */
+export async function connectNative(target: TemporalTarget): Promise<NativeConnection> {
+  try {
+    return await NativeConnection.connect(target.connectionOptions);
+  } catch (err) {
+    throw unreachable(target, err);
+  }
+}
+
+function unreachable(target: TemporalTarget, err: unknown): TemporalUnreachableError {
+  return new TemporalUnreachableError(
+    `cannot reach Temporal at ${target.address} (namespace ${target.namespace}): ${firstLine(err)}; ` +
+      'check TEMPORAL_ADDRESS or start the local stack with `npm start`',
+  );
 }
 
 function firstLine(err: unknown): string {

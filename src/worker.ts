@@ -1,36 +1,83 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { Client } from '@temporalio/client';
-import { makeTelemetryFilterString, NativeConnection, Runtime, Worker } from '@temporalio/worker';
+import { makeTelemetryFilterString, type NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import { createActivities } from '../activities';
-import { STATE_KEYS } from '../activities/deps';
 import { ensureSearchAttributes, ensureTicker, tickerSettingsFrom } from './client';
 import type { ReaperConfig } from './config';
 import type { Logger } from './logger';
 import { createMetrics, type MetricsServer, type SharedSnapshot, serveMetrics } from './metrics';
 import { PlatformStore } from './platform/platform-store';
 import { SdkLoggerBridge } from './sdk-logger';
+import { assertSchemaCurrent } from './store/migrate';
 import { PoolStore } from './store/pool-store';
+import { STATE_KEYS, type TickerMirror } from './store/state-keys';
 import { createTeardownRegistry } from './teardown';
-import { connectClient, type TemporalTarget } from './temporal-connection';
+import { scrubSecrets } from './teardown/errors';
+import { connectClient, connectNative, type TemporalTarget } from './temporal-connection';
 
 /** Reads what every replica exports from the shared database at scrape time. */
-export function snapshotReader(store: PoolStore): () => Promise<SharedSnapshot> {
+export function snapshotReader(store: PoolStore, failedGraceMs: number): () => Promise<SharedSnapshot> {
   return async () => {
-    const [stuck, lastPass, quarantined] = await Promise.all([
+    const [stuck, lastPass, quarantined, backlog, clustersDown, ticker] = await Promise.all([
       store.readState<{ stuck: Record<string, number>; classes?: Record<string, Record<string, number>> }>(
         STATE_KEYS.stuckAssigned,
       ),
       store.readState<{ finishedAt: string }>(STATE_KEYS.lastPass),
       store.countQuarantined(),
+      store.backlog(failedGraceMs),
+      store.listClustersDown(failedGraceMs),
+      store.readState<TickerMirror>(STATE_KEYS.ticker),
     ]);
     return {
       stuckAssigned: stuck?.value.stuck,
       assignedItems: stuck?.value.classes,
       quarantined,
       lastPassCompletedAt: lastPass ? new Date(lastPass.value.finishedAt) : undefined,
+      backlog,
+      clustersDown,
+      ...(ticker ? { paused: ticker.value.paused === true } : {}),
     };
   };
+}
+
+/** The provisioner database did not answer within the start-up budget. */
+export class ProvisionerUnreachableError extends Error {
+  override readonly name = 'ProvisionerUnreachableError';
+}
+
+/**
+ * Waits for the provisioner database with a visible log line per failed attempt, then checks
+ * that its schema is current. Both before anything touches Temporal: a worker that cannot
+ * reap must not start (or signal) a ticker and look healthy.
+ */
+export async function checkProvisionerDatabase(
+  store: PoolStore,
+  log: Logger,
+  budgetMs: number,
+): Promise<void> {
+  const deadline = Date.now() + budgetMs;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await store.pool.query('SELECT 1');
+      break;
+    } catch (err) {
+      const error = scrubSecrets(String((err as Error).message ?? err).split('\n')[0] ?? '');
+      const waitMs = Math.min(5_000, 500 * 2 ** (attempt - 1));
+      if (Date.now() + waitMs > deadline) {
+        throw new ProvisionerUnreachableError(
+          `cannot reach the provisioner database (PROVISIONER_DATABASE_URL) after ${attempt} attempts in ` +
+            `${Math.round(budgetMs / 1000)}s: ${error}`,
+        );
+      }
+      log.warn(
+        { event: 'pool_reaper.provisioner_db.unreachable', attempt, retryInMs: waitMs, error },
+        'provisioner database unreachable at start-up; retrying',
+      );
+      await new Promise((resolve) => setTimeout(resolve, waitMs));
+    }
+  }
+  await assertSchemaCurrent(store.pool);
 }
 
 /** The bundle `npm run build` wrote, or the workflow sources when running unbuilt. */
@@ -86,8 +133,6 @@ export async function startWorker(
   options: { ensureTicker?: boolean } = {},
 ): Promise<RunningWorker> {
   installRuntime(config, log);
-  const connection = await NativeConnection.connect(target.connectionOptions);
-  const client = await connectClient(target);
   // Each concurrent teardown holds one provisioner connection (its row lock) and one admin
   // connection on its cluster; the rest serves listings, deletes and scrapes.
   const store = PoolStore.connect(config.provisionerDatabaseUrl, config.concurrency * 2 + 4, (err) =>
@@ -96,6 +141,19 @@ export async function startWorker(
       'idle connection lost; replaced',
     ),
   );
+  let client: Client;
+  let connection: NativeConnection;
+  try {
+    await checkProvisionerDatabase(store, log, config.startupTimeoutMs);
+    client = await connectClient(target);
+    connection = await connectNative(target).catch(async (err: unknown) => {
+      await client.connection.close().catch(() => undefined);
+      throw err;
+    });
+  } catch (err) {
+    await store.close().catch(() => undefined);
+    throw err;
+  }
   const teardown = createTeardownRegistry({
     postgresClusters: config.postgresClusters,
     redisClusters: config.redisClusters,
@@ -106,7 +164,7 @@ export async function startWorker(
   const platform = config.platformDatabaseUrl
     ? PlatformStore.connect(config.platformDatabaseUrl, { max: 4, log })
     : undefined;
-  const metrics = createMetrics(snapshotReader(store));
+  const metrics = createMetrics(snapshotReader(store, config.failedGraceMs), { tickMs: config.tickMs });
   const metricsServer = await serveMetrics(metrics.registry, config.metricsPort);
   const searchAttributes = await ensureSearchAttributes(client, target.namespace, log);
 
@@ -134,14 +192,22 @@ export async function startWorker(
     // its delete and the bookkeeping activities.
     maxConcurrentActivityTaskExecutions: config.concurrency * 2 + 4,
     shutdownGraceTime: config.shutdownGraceMs,
+    // After a crash the server hands a cached workflow's next task to another worker once
+    // this passes; 5 s (not 10) keeps a replacement's pickup of a pass within about 10 s.
+    stickyQueueScheduleToStartTimeout: '5 seconds',
   });
 
   if (options.ensureTicker !== false) {
+    const mirror = await store.readState<TickerMirror>(STATE_KEYS.ticker);
     await ensureTicker(client, {
       workflowId: config.tickerWorkflowId,
       taskQueue: config.taskQueue,
       settings: tickerSettingsFrom(config, searchAttributes),
       log,
+      paused:
+        mirror?.value.paused && mirror.value.workflowId === config.tickerWorkflowId
+          ? mirror.value
+          : undefined,
     });
   }
 

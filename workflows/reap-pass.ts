@@ -1,11 +1,31 @@
-import { executeChild, proxyActivities, setCurrentDetails, workflowInfo } from '@temporalio/workflow';
+import {
+  executeChild,
+  log,
+  patched,
+  proxyActivities,
+  type RetryPolicy,
+  setCurrentDetails,
+  workflowInfo,
+} from '@temporalio/workflow';
 import type { createActivities } from '../activities';
-import type { PassSummary, PoolItemRef, ReapPassOptions } from '../src/shared/types';
+import { clusterKey, clusterOf } from '../src/shared/clusters';
+import { treatmentOf } from '../src/shared/failure-types';
+import type {
+  ClusterFailure,
+  ListedItem,
+  ListStaleFailedResult,
+  PassSummary,
+  PoolItemRef,
+  ReapPassOptions,
+  StuckAssignedReport,
+} from '../src/shared/types';
 import {
   deleteItemStep,
   deprovisionRecorded,
+  type Failure,
   failureOf,
   forEachConcurrently,
+  laneCount,
   OutcomeTally,
 } from './item-steps';
 import { recordReapedTokens } from './reaped-tokens';
@@ -13,34 +33,91 @@ import { describeOrphans, orphanSummaryFields, reclaimOrphans } from './reclaim-
 
 type Activities = ReturnType<typeof createActivities>;
 
-const bookkeeping = proxyActivities<Activities>({
-  // Short: these are a few queries, and a worker that dies mid-call should cost seconds.
-  startToCloseTimeout: '30 seconds',
-  retry: { initialInterval: '1 second', maximumInterval: '10 seconds', maximumAttempts: 5 },
-});
+/**
+ * Passes started before per-cluster lanes and in-pass deferral existed replay without them;
+ * every new pass records this marker and gets both. Remove (deprecatePatch) once no pass of
+ * the older shape can still be open: passes are short-lived, so one release later.
+ */
+export const FAIR_CLUSTERS_PATCH = 'pass-fair-clusters-v1';
+
+/** How long bookkeeping keeps retrying an unanswering provisioner database (ReapPassOptions). */
+export const DEFAULT_BOOKKEEPING_BUDGET_MS = 2 * 60_000;
 
 /**
- * One reap pass: list stale failed items; for each, at most `options.concurrency` at once,
- * free its infra and, only when that succeeded, delete its row; record the reaped tokens for
- * visibility; then report stuck assigned items. One item's failure never fails the pass; the
- * next pass retries it.
+ * The pass's bookkeeping: a few queries each. They retry with capped backoff for as long as
+ * the pass can usefully wait (a failover, a restart), then give up so that the pass ends and
+ * the next tick tries again. No heartbeat: a dead worker costs at most startToClose.
  */
-export async function reapPass(options: ReapPassOptions = { concurrency: 8 }): Promise<PassSummary> {
+function bookkeeping(options: ReapPassOptions) {
+  const budget = laneCount(options.bookkeepingBudgetMs, DEFAULT_BOOKKEEPING_BUDGET_MS);
+  const retry: RetryPolicy = {
+    initialInterval: '1 second',
+    backoffCoefficient: 2,
+    maximumInterval: '15 seconds',
+  };
+  const quick = proxyActivities<Activities>({
+    startToCloseTimeout: '15 seconds',
+    scheduleToCloseTimeout: budget,
+    retry,
+  });
+  return {
+    listStaleFailed: quick.listStaleFailed,
+    recordPassSummary: quick.recordPassSummary,
+    // Classification against a large platform inventory may take seconds.
+    reportStuckAssigned: proxyActivities<Activities>({
+      startToCloseTimeout: '1 minute',
+      scheduleToCloseTimeout: Math.max(budget, 60_000),
+      retry,
+    }).reportStuckAssigned,
+  };
+}
+
+/** Only the reference travels to the activities: what teardown and the audit log need. */
+const refOf = ({ id, resourceType, poolToken, providerResourceId }: PoolItemRef): PoolItemRef => ({
+  id,
+  resourceType,
+  poolToken,
+  providerResourceId,
+});
+
+const keyOf = (item: PoolItemRef) => clusterKey(item.resourceType, clusterOf(item.providerResourceId));
+
+/**
+ * One reap pass: list stale failed items (fairly across clusters); for each, at most
+ * `options.concurrency` at once and `options.clusterConcurrency` per cluster, free its infra
+ * and, only when that succeeded, delete its row; record the reaped tokens for visibility;
+ * report stuck assigned items alongside. One item's failure never fails the pass; a cluster
+ * that fails defers its remaining items to later passes; a listing that never answers ends
+ * the pass cleanly. The next pass retries whatever is left.
+ */
+export async function reapPass(input: ReapPassOptions = { concurrency: 8 }): Promise<PassSummary> {
+  // A pass started by hand or by an older ticker may carry anything: lanes must be a positive integer.
+  const options: ReapPassOptions = { ...input, concurrency: laneCount(input.concurrency, 8) };
+  const fair = patched(FAIR_CLUSTERS_PATCH);
   const startedAt = Date.now(); // workflow time: deterministic
   const passId = workflowInfo().workflowId;
-  const { items, batchLimit } = await bookkeeping.listStaleFailed();
+  const activities = bookkeeping(options);
+
+  let listing: ListStaleFailedResult;
+  try {
+    listing = await activities.listStaleFailed();
+  } catch (err) {
+    return abortedPass(passId, startedAt, failureOf(err));
+  }
+  const { items, batchLimit } = listing;
   // The stuck-assigned report does not depend on this pass's items: run it alongside them.
-  // Settled into a value so a failure is rethrown where it is awaited, not reported as unhandled.
-  const reportDone = bookkeeping.reportStuckAssigned().then(
-    (report) => ({ report }),
-    (error: unknown) => ({ error }),
+  // Settled into a value: its failure is reported in the summary, never fails the pass.
+  const reportDone = activities.reportStuckAssigned().then(
+    (report): { report: StuckAssignedReport } => ({ report }),
+    (error: unknown): { error: Failure } => ({ error: failureOf(error) }),
   );
   const reapedTokens: string[] = [];
   const outcomes = new OutcomeTally(
     items.length,
     (t, done, total) =>
       `**Reaping** ${done}/${total} (batch limit ${batchLimit}): reaped ${t.reaped}, refused ${t.refused}, ` +
-      `deprovision errors ${t.deprovision_err}, delete errors ${t.delete_err}, skipped ${t.skipped}`,
+      `deprovision errors ${t.deprovision_err}, delete errors ${t.delete_err}, skipped ${t.skipped}` +
+      (t.deferred > 0 ? `, deferred ${t.deferred}` : ''),
   );
 
   // Only after its infra is confirmed freed may an item's row go. The delete does not hold
@@ -56,18 +133,49 @@ export async function reapPass(options: ReapPassOptions = { concurrency: 8 }): P
   };
   const deletes: Promise<void>[] = [];
 
-  // All items share one pool of `concurrency` lanes: a lane that finishes takes the next item,
-  // so a slow drop never leaves other lanes idle.
-  await forEachConcurrently(items, options.concurrency, async (item) => {
-    if (await deprovisionRecorded(item, { item }, options, outcomes)) deletes.push(deleteRow(item));
-  });
+  // A cluster that failed with a cluster-scoped error this pass: its remaining items wait for
+  // a later pass (the activity marked the cluster down in the reaper's table).
+  const clusterFailures = new Map<string, ClusterFailure>();
+  const reapOne = async (listed: ListedItem) => {
+    const item = refOf(listed);
+    const key = keyOf(item);
+    if (fair && clusterFailures.has(key)) {
+      outcomes.record(item, 'deferred');
+      return;
+    }
+    const verdict = await deprovisionRecorded(
+      item,
+      listed.probe ? { item, probe: true } : { item },
+      options,
+      outcomes,
+    );
+    if (verdict.freed) {
+      deletes.push(deleteRow(item));
+    } else if (fair && verdict.failure && treatmentOf(verdict.failure.type).scope === 'cluster') {
+      if (!clusterFailures.has(key)) {
+        const cluster = clusterOf(item.providerResourceId);
+        clusterFailures.set(key, { resourceType: item.resourceType, cluster, ...errorOf(verdict.failure) });
+        log.warn('cluster failed: its remaining items wait for a later pass', { cluster: key });
+      }
+    }
+  };
+
+  // All items share one pool of `concurrency` lanes, at most `clusterConcurrency` per cluster:
+  // a lane that finishes takes the next item whose cluster has room, so a slow drop never
+  // leaves other lanes idle and one cluster's batch cannot take every lane.
+  await forEachConcurrently(
+    items,
+    options.concurrency,
+    reapOne,
+    fair ? { limit: laneCount(options.clusterConcurrency, options.concurrency), keyOf } : undefined,
+  );
   await Promise.all(deletes);
   if (options.recordReapedTokens !== false) await recordReapedTokens(passId, reapedTokens);
   const { tally, errors } = outcomes;
 
   const reported = await reportDone;
-  if ('error' in reported) throw reported.error;
-  const { report } = reported;
+  const report: StuckAssignedReport =
+    'report' in reported ? reported.report : { stuck: {}, platformCheck: { status: 'not_configured' } };
   // Only when the worker's config enables reclamation does the report name orphans to reclaim.
   const reclaimable = report.reclaimable ?? [];
   const reclaim =
@@ -90,19 +198,77 @@ export async function reapPass(options: ReapPassOptions = { concurrency: 8 }): P
     deleteErrors: tally.delete_err,
     refused: tally.refused,
     skipped: tally.skipped,
+    deferred: tally.deferred,
     batchLimit,
     batchFull: items.length >= batchLimit,
     stuckAssigned: report.stuck,
     outcomes: outcomes.outcomes(),
     errors,
+    ...(listing.clustersDown?.length ? { clustersDown: listing.clustersDown } : {}),
+    ...(clusterFailures.size > 0 ? { clusterFailures: [...clusterFailures.values()] } : {}),
+    ...('error' in reported ? { stuckReportError: errorOf(reported.error) } : {}),
     ...orphanSummaryFields(report, reclaim),
   };
-  await bookkeeping.recordPassSummary(summary);
-  setCurrentDetails(
-    `**Done** listed ${summary.listed}, reaped ${summary.reaped}, refused ${summary.refused}, ` +
-      `deprovision errors ${summary.deprovisionErrors}, delete errors ${summary.deleteErrors}, ` +
-      `skipped ${summary.skipped}, in ${summary.durationMs} ms` +
-      describeOrphans(summary),
-  );
+  await activities.recordPassSummary(summary).catch((err: unknown) => {
+    // The pass did its work; only its counters are lost. The log line says so.
+    log.error('could not record the pass summary', { error: failureOf(err).message });
+  });
+  setCurrentDetails(describePass(summary));
   return summary;
+}
+
+const errorOf = (f: Failure) => ({ errorType: f.type, message: f.message });
+
+/** A pass whose listing never answered: nothing was touched; the ticker counts it and goes on. */
+function abortedPass(passId: string, startedAt: number, failure: Failure): PassSummary {
+  const finishedAt = Date.now();
+  log.error('pass could not list stale failed items; nothing was touched', { error: failure.message });
+  const summary: PassSummary = {
+    passId,
+    startedAt: new Date(startedAt).toISOString(),
+    finishedAt: new Date(finishedAt).toISOString(),
+    durationMs: finishedAt - startedAt,
+    listed: 0,
+    reaped: 0,
+    deprovisionErrors: 0,
+    deleteErrors: 0,
+    refused: 0,
+    skipped: 0,
+    deferred: 0,
+    batchLimit: 0,
+    batchFull: false,
+    stuckAssigned: {},
+    outcomes: [],
+    errors: [],
+    aborted: { stage: 'list', ...errorOf(failure) },
+  };
+  setCurrentDetails(describePass(summary));
+  return summary;
+}
+
+/** The pass's final current details in the Web UI. */
+function describePass(s: PassSummary): string {
+  if (s.aborted) {
+    return `**Could not list** (${s.aborted.errorType}): ${s.aborted.message}; nothing touched, the next pass tries again`;
+  }
+  const lines = [
+    `**Done** listed ${s.listed}, reaped ${s.reaped}, refused ${s.refused}, ` +
+      `deprovision errors ${s.deprovisionErrors}, delete errors ${s.deleteErrors}, ` +
+      `skipped ${s.skipped}${s.deferred ? `, deferred ${s.deferred}` : ''}, in ${s.durationMs} ms`,
+  ];
+  for (const c of s.clusterFailures ?? []) {
+    lines.push(`**Cluster failed** ${c.resourceType}/${c.cluster} (${c.errorType}): ${c.message}`);
+  }
+  for (const c of s.clustersDown ?? []) {
+    lines.push(
+      `**Cluster down** ${c.resourceType}/${c.cluster} since ${c.downSince} (${c.lastErrorType}): ` +
+        `${c.waiting} item(s) wait, next probe after ${c.retryAt}`,
+    );
+  }
+  if (s.stuckReportError) {
+    lines.push(
+      `**Stuck-assigned report failed** (${s.stuckReportError.errorType}): ${s.stuckReportError.message}`,
+    );
+  }
+  return lines.join('\n\n') + describeOrphans(s);
 }

@@ -72,7 +72,7 @@ export async function reclaimOrphans({ items, options }: ReclaimOrphansInput): P
       outcomes.record(item, 'skipped', failureOf(err));
       return;
     }
-    if (!(await deprovisionRecorded(item, { item, expect }, options, outcomes, 'orphan '))) return;
+    if (!(await deprovisionRecorded(item, { item, expect }, options, outcomes, 'orphan ')).freed) return;
     try {
       const { deleted } = await deleteItemStep(item, options, 'orphan ')({ item, expect });
       if (deleted) reclaimedTokens.push(item.poolToken);

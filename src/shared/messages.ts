@@ -1,5 +1,5 @@
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
-import type { PassSummary, ReapPassOptions } from './types';
+import type { PassFailure, PassSummary, ReapPassOptions } from './types';
 
 /**
  * The one place that names the reaper's task queue, workflow ids and messages, imported by
@@ -14,6 +14,32 @@ export const WORKFLOW_TYPES = { ticker: 'poolReaper', pass: 'reapPass' } as cons
 export interface TickerSettings {
   readonly tickMs: number;
   readonly pass: ReapPassOptions;
+  /** A pass running longer is ended by Temporal and counted as timed out (REAPER_PASS_TIMEOUT). */
+  readonly passTimeoutMs?: number;
+}
+
+const positiveInteger = (v: unknown) => typeof v === 'number' && Number.isInteger(v) && v >= 1;
+const positiveDuration = (v: unknown) => typeof v === 'number' && Number.isFinite(v) && v > 0;
+const optional = (test: (v: unknown) => boolean) => (v: unknown) => v === undefined || test(v);
+
+/**
+ * Whether a `configure` payload can be trusted: a signal may come from anyone with access
+ * to the namespace (a hand-typed `temporal workflow signal`, an older client). Applying a
+ * payload without lanes would list a batch and process none of it.
+ */
+export function isTickerSettings(value: unknown): value is TickerSettings {
+  if (typeof value !== 'object' || value === null) return false;
+  const v = value as Partial<Record<keyof TickerSettings, unknown>>;
+  const pass = v.pass as Partial<Record<keyof ReapPassOptions, unknown>> | undefined;
+  return (
+    positiveDuration(v.tickMs) &&
+    optional(positiveDuration)(v.passTimeoutMs) &&
+    typeof pass === 'object' &&
+    pass !== null &&
+    positiveInteger(pass.concurrency) &&
+    optional(positiveInteger)(pass.clusterConcurrency) &&
+    optional(positiveDuration)(pass.bookkeepingBudgetMs)
+  );
 }
 
 export interface PauseRequest {
@@ -29,6 +55,11 @@ export interface TickerStatus {
   readonly paused: boolean;
   readonly pauseReason: string | undefined;
   readonly passesRun: number;
+  /** Passes that failed, timed out, were terminated or could not list. */
+  readonly passesFailed: number;
+  /** Failed passes since the last one that did its work (0 when healthy). */
+  readonly consecutiveFailures: number;
+  readonly lastFailure: PassFailure | undefined;
   readonly pendingForce: boolean;
   readonly currentPassId: string | undefined;
   /** ISO time of the next scheduled pass, or undefined while a pass runs or while paused. */

@@ -30,11 +30,26 @@ export interface TeardownResult {
   readonly confirmedFreed: boolean;
 }
 
-export type ReapOutcome = 'reaped' | 'deprovision_err' | 'delete_err' | 'refused' | 'skipped';
+/**
+ * What a pass did with an item. `deferred`: not tried this pass because its cluster failed
+ * earlier in the same pass (no activity ran for it; the cluster is counted and alerted on).
+ */
+export type ReapOutcome = 'reaped' | 'deprovision_err' | 'delete_err' | 'refused' | 'skipped' | 'deferred';
 
 /** How a pass runs its items; chosen by the worker's config and carried by the ticker. */
 export interface ReapPassOptions {
   readonly concurrency: number;
+  /**
+   * At most this many teardowns at once on one cluster (REAPER_CLUSTER_CONCURRENCY), so a
+   * batch that sits on one cluster cannot hammer it with the whole pass's lanes. Unset on
+   * passes started by older tickers: then only `concurrency` bounds them.
+   */
+  readonly clusterConcurrency?: number;
+  /**
+   * How long the pass's bookkeeping (listing, stuck report, summary) keeps retrying a
+   * provisioner database that does not answer before the pass ends without it. Default 2 min.
+   */
+  readonly bookkeepingBudgetMs?: number;
   /** Upsert the ReapedPoolTokens search attribute (false when the namespace lacks it). */
   readonly recordReapedTokens?: boolean;
   /** Bounded so a pass always ends; the next pass retries whatever is left. */
@@ -67,6 +82,8 @@ export interface AssignedExpectation {
 
 export interface DeprovisionInput {
   readonly item: PoolItemRef;
+  /** The item's cluster was marked down when listed: success (or any non-cluster answer) clears it. */
+  readonly probe?: boolean;
   /** Set only for an orphaned assigned item (opt-in reclamation); failed items omit it. */
   readonly expect?: AssignedExpectation;
 }
@@ -89,9 +106,30 @@ export interface DeleteItemResult {
   readonly poolToken: string;
 }
 
+/** A listed item; `probe` when its cluster is marked down and this item tests whether it is back. */
+export interface ListedItem extends PoolItemRef {
+  readonly probe?: boolean;
+}
+
+/** A (type, cluster) that refused the reaper recently: its items wait until retryAt, then one probes it. */
+export interface ClusterDown {
+  readonly resourceType: string;
+  readonly cluster: string;
+  /** Passes in a row in which it failed. */
+  readonly failures: number;
+  readonly lastErrorType: string;
+  readonly lastError: string;
+  readonly downSince: string;
+  readonly retryAt: string;
+  /** Stale failed items waiting on it. */
+  readonly waiting: number;
+}
+
 export interface ListStaleFailedResult {
-  readonly items: readonly PoolItemRef[];
+  readonly items: readonly ListedItem[];
   readonly batchLimit: number;
+  /** Clusters the listing left out (all but a probe item); absent on passes of older workers. */
+  readonly clustersDown?: readonly ClusterDown[];
 }
 
 /**
@@ -201,6 +239,41 @@ export interface OutcomeCount {
   readonly count: number;
 }
 
+/** Why a pass ended without doing its work; the `reason` label of the pass-failure counter. */
+export const PASS_FAILURE_REASONS = [
+  'failed',
+  'timed_out',
+  'terminated',
+  'cancelled',
+  'start_failed',
+  'list_failed',
+] as const;
+export type PassFailureReason = (typeof PASS_FAILURE_REASONS)[number];
+
+/** A pass that ended without doing its work, as the ticker records it. */
+export interface PassFailure {
+  readonly passId: string;
+  readonly reason: PassFailureReason;
+  readonly message: string;
+  /** Workflow time, ISO. */
+  readonly at: string;
+}
+
+/** A cluster that failed during this pass; its remaining items were deferred. */
+export interface ClusterFailure {
+  readonly resourceType: string;
+  readonly cluster: string;
+  readonly errorType: string;
+  readonly message: string;
+}
+
+/** Why a pass ended without reaping: its listing never answered within the bookkeeping budget. */
+export interface PassAbort {
+  readonly stage: 'list';
+  readonly errorType: string;
+  readonly message: string;
+}
+
 export interface PassSummary {
   readonly passId: string;
   readonly startedAt: string;
@@ -213,6 +286,16 @@ export interface PassSummary {
   readonly refused: number;
   /** Rows that changed state between listing and teardown: left alone. */
   readonly skipped: number;
+  /** Items not tried because their cluster failed earlier in this pass (absent on older passes). */
+  readonly deferred?: number;
+  /** Clusters the listing left out because they were marked down (all but one probe item each). */
+  readonly clustersDown?: readonly ClusterDown[];
+  /** Clusters that failed during this pass. */
+  readonly clusterFailures?: readonly ClusterFailure[];
+  /** Set when the pass could not list: it ended cleanly and the next tick tries again. */
+  readonly aborted?: PassAbort;
+  /** Set when the stuck-assigned report failed: the gauges keep their previous values. */
+  readonly stuckReportError?: { readonly errorType: string; readonly message: string };
   readonly batchLimit: number;
   readonly batchFull: boolean;
   readonly stuckAssigned: Readonly<Record<string, number>>;

@@ -1,6 +1,6 @@
 import pg from 'pg';
 import type { Logger } from '../logger';
-import { MIGRATIONS } from './schema';
+import { CONCURRENT_INDEXES, MIGRATIONS, SCHEMA_VERSION } from './schema';
 
 /** Arbitrary but fixed: serialises `migrate` across replicas starting at once. */
 const MIGRATION_LOCK_KEY = 0x706f6f6c; // "pool"
@@ -57,6 +57,15 @@ async function acquireMigrationLock(client: pg.Client, timeoutMs = 300_000): Pro
   }
 }
 
+async function dropInvalidIndex(client: pg.Client, name: string): Promise<void> {
+  const { rows } = await client.query<{ invalid: boolean }>(
+    `SELECT EXISTS (SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+                     WHERE c.relname = $1 AND NOT i.indisvalid) AS invalid`,
+    [name],
+  );
+  if (rows[0]?.invalid) await client.query(`DROP INDEX ${pg.escapeIdentifier(name)}`);
+}
+
 /** Applies pending migrations in order; safe to run from several replicas at once. */
 export async function migrate(url: string, log?: Logger): Promise<MigrateResult> {
   const client = new pg.Client({ connectionString: url, application_name: 'pool-reaper-migrate' });
@@ -75,11 +84,7 @@ export async function migrate(url: string, log?: Logger): Promise<MigrateResult>
     for (const migration of MIGRATIONS) {
       if (done.has(migration.version)) continue;
       // A CONCURRENTLY build that was interrupted leaves an INVALID index that IF NOT EXISTS would keep.
-      await client.query(`DO $$ BEGIN
-        IF EXISTS (SELECT 1 FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
-                   WHERE c.relname = 'idx_pool_reaper_stale' AND NOT i.indisvalid) THEN
-          DROP INDEX idx_pool_reaper_stale;
-        END IF; END $$`);
+      for (const index of CONCURRENT_INDEXES) await dropInvalidIndex(client, index);
       for (const statement of migration.statements) await client.query(statement);
       await client.query('INSERT INTO pool_reaper_migrations (version, name) VALUES ($1, $2)', [
         migration.version,
@@ -91,9 +96,44 @@ export async function migrate(url: string, log?: Logger): Promise<MigrateResult>
         'migration applied',
       );
     }
-    return { applied, current: Math.max(0, ...MIGRATIONS.map((m) => m.version)) };
+    return { applied, current: SCHEMA_VERSION };
   } finally {
     await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK_KEY]).catch(() => undefined);
     await client.end();
+  }
+}
+
+/** The provisioner database lacks migrations this code needs: `pool-reaper migrate` first. */
+export class SchemaOutdatedError extends Error {
+  override readonly name = 'SchemaOutdatedError';
+}
+
+/** Anything that runs a query: a pool, a client. */
+interface Queryable {
+  query<R extends pg.QueryResultRow>(sql: string, params?: unknown[]): Promise<pg.QueryResult<R>>;
+}
+
+/**
+ * Refuses to go on against a schema this code does not fully know: a missing table would
+ * otherwise surface only as failing passes while the worker looks healthy.
+ */
+export async function assertSchemaCurrent(db: Queryable): Promise<void> {
+  let done: Set<number>;
+  try {
+    const { rows } = await db.query<{ version: number }>('SELECT version FROM pool_reaper_migrations');
+    done = new Set(rows.map((r) => r.version));
+  } catch (err) {
+    if ((err as { code?: unknown }).code !== '42P01') throw err;
+    throw new SchemaOutdatedError(
+      'the provisioner database has no pool-reaper schema (no pool_reaper_migrations table): ' +
+        'run `pool-reaper migrate` against PROVISIONER_DATABASE_URL first',
+    );
+  }
+  const missing = MIGRATIONS.filter((m) => !done.has(m.version)).map((m) => m.version);
+  if (missing.length > 0) {
+    throw new SchemaOutdatedError(
+      `the provisioner database schema lacks migration(s) ${missing.join(', ')} (this worker needs ` +
+        `version ${SCHEMA_VERSION}): run \`pool-reaper migrate\` against PROVISIONER_DATABASE_URL first`,
+    );
   }
 }

@@ -1,7 +1,8 @@
 import pg from 'pg';
 import { countsByType } from '../shared/keyed';
-import type { PoolItemRef } from '../shared/types';
+import type { ClusterDown, ListedItem, PoolItemRef } from '../shared/types';
 import { inTransaction } from './checked-out-client';
+import { CLUSTER_SQL, FAILED_SINCE_SQL, secs, staleFailedSql } from './predicates';
 
 /** Another reaper (or a provisioner transaction) holds the row: try again shortly. */
 export class ItemLockedError extends Error {
@@ -11,8 +12,30 @@ export class ItemLockedError extends Error {
 /** Another live (ready or assigned) row carries the same pool token: an operator must look. */
 export class SharedPoolTokenError extends Error {
   override readonly name = 'SharedPoolTokenError';
-  readonly retryable = false;
-  readonly category = 'operator';
+  /** True when the live row appeared while this item's teardown ran (the race, not a standing share). */
+  readonly raced: boolean;
+  constructor(message: string, options: { raced?: boolean } = {}) {
+    super(message);
+    this.raced = options.raced ?? false;
+  }
+}
+
+/** Another row, not failed, with the same token as `p`. */
+const TOKEN_SHARED_SQL = `EXISTS (SELECT 1 FROM pool_items o
+                           WHERE o.pool_token = p.pool_token AND o.id <> p.id AND o.status <> 'failed')`;
+
+/** Exponential backoff bounds. */
+export interface Backoff {
+  readonly baseMs: number;
+  readonly maxMs: number;
+}
+
+/** One (type, cluster) of the stale failed backlog. */
+export interface BacklogRow {
+  readonly resourceType: string;
+  readonly cluster: string;
+  readonly items: number;
+  readonly oldestAgeSeconds: number;
 }
 
 export type LockedRun<T> =
@@ -29,6 +52,10 @@ export interface QuarantineRow {
   readonly firstFailedAt: Date;
   readonly lastFailedAt: Date;
   readonly quarantinedAt: Date | null;
+  /** Passes in which a retryable failure of its own deferred it. */
+  readonly deferrals: number;
+  /** Not listed before this (after a retryable failure); null when not deferred. */
+  readonly nextAttemptAt: Date | null;
   /** False when the provisioner has since deleted the row. */
   readonly rowExists: boolean;
 }
@@ -84,8 +111,6 @@ function rowMismatch(
   if (!row.stale) return 'row is not past the orphan grace';
   return undefined;
 }
-
-const secs = (ms: number) => ms / 1000;
 
 function toRef(row: {
   id: string;
@@ -145,20 +170,76 @@ export class PoolStore {
     await this.pool.end();
   }
 
-  /** Oldest first; quarantined rows are left out so one bad row cannot starve the batch. */
-  async listStaleFailed(graceMs: number, limit: number): Promise<PoolItemRef[]> {
-    const { rows } = await this.pool.query(
-      `SELECT p.id, p.resource_type, p.pool_token, p.provider_resource_id
-         FROM pool_items p
-        WHERE p.status = 'failed'
-          AND p.assigned_at < now() - make_interval(secs => $1)
-          AND NOT EXISTS (SELECT 1 FROM pool_reaper_item_failures f
-                           WHERE f.item_id = p.id AND f.quarantined_at IS NOT NULL)
-        ORDER BY p.assigned_at ASC, p.id
+  /**
+   * One batch of stale failed items, fair across clusters: each (type, cluster) contributes
+   * its oldest item in turn (round robin by rank, then age), so a large backlog or a broken
+   * cluster never keeps the others' items out of the batch. Left out: quarantined items,
+   * items deferred after a retryable failure (until next_attempt_at), and the items of a
+   * cluster marked down, except one probe item per such cluster once its retry_at has come.
+   */
+  async listStaleFailed(graceMs: number, limit: number): Promise<ListedItem[]> {
+    const { rows } = await this.pool.query<{
+      id: string;
+      resource_type: string;
+      pool_token: string;
+      provider_resource_id: string;
+      probe: boolean;
+    }>(
+      `WITH candidates AS (
+         SELECT p.id, p.resource_type, p.pool_token, p.provider_resource_id,
+                ${FAILED_SINCE_SQL} AS failed_since, ${CLUSTER_SQL} AS cluster
+           FROM pool_items p
+          WHERE ${staleFailedSql('$1')}
+            AND NOT EXISTS (SELECT 1 FROM pool_reaper_item_failures f
+                             WHERE f.item_id = p.id
+                               AND (f.quarantined_at IS NOT NULL OR f.next_attempt_at > now()))
+       ), ranked AS (
+         SELECT c.*, k.retry_at,
+                row_number() OVER (PARTITION BY c.resource_type, c.cluster
+                                   ORDER BY c.failed_since, c.id) AS rank
+           FROM candidates c
+           LEFT JOIN pool_reaper_clusters k ON k.resource_type = c.resource_type AND k.cluster = c.cluster
+       )
+       SELECT id, resource_type, pool_token, provider_resource_id, retry_at IS NOT NULL AS probe
+         FROM ranked
+        WHERE retry_at IS NULL OR (retry_at <= now() AND rank = 1)
+        ORDER BY rank, failed_since, id
         LIMIT $2`,
       [secs(graceMs), limit],
     );
-    return rows.map(toRef);
+    return rows.map((r) => (r.probe ? { ...toRef(r), probe: true } : toRef(r)));
+  }
+
+  /** Clusters marked down (oldest first), with how many stale failed items wait on each. */
+  async listClustersDown(graceMs: number): Promise<ClusterDown[]> {
+    const { rows } = await this.pool.query<{
+      resource_type: string;
+      cluster: string;
+      failures: number;
+      last_error_type: string;
+      last_error: string;
+      down_since: Date;
+      retry_at: Date;
+      waiting: string;
+    }>(
+      `SELECT k.resource_type, k.cluster, k.failures, k.last_error_type, k.last_error, k.down_since, k.retry_at,
+              (SELECT count(*) FROM pool_items p
+                WHERE ${staleFailedSql('$1')} AND p.resource_type = k.resource_type
+                  AND ${CLUSTER_SQL} = k.cluster) AS waiting
+         FROM pool_reaper_clusters k
+        ORDER BY k.down_since, k.resource_type, k.cluster`,
+      [secs(graceMs)],
+    );
+    return rows.map((r) => ({
+      resourceType: r.resource_type,
+      cluster: r.cluster,
+      failures: r.failures,
+      lastErrorType: r.last_error_type,
+      lastError: r.last_error,
+      downSince: r.down_since.toISOString(),
+      retryAt: r.retry_at.toISOString(),
+      waiting: Number(r.waiting),
+    }));
   }
 
   /**
@@ -192,13 +273,11 @@ export class PoolStore {
         let rows: LockedRow[];
         try {
           ({ rows } = await client.query<LockedRow>(
-            `SELECT status, pool_token, resource_type, provider_resource_id,
-                  assigned_at < now() - make_interval(secs => $2) AS stale,
-                  assigned_at = $3::timestamptz AS same_assigned_at,
-                  EXISTS (SELECT 1 FROM pool_items o
-                           WHERE o.pool_token = pool_items.pool_token AND o.id <> pool_items.id
-                             AND o.status <> 'failed') AS token_shared
-             FROM pool_items WHERE id = $1 FOR UPDATE NOWAIT`,
+            `SELECT p.status, p.pool_token, p.resource_type, p.provider_resource_id,
+                    ${FAILED_SINCE_SQL} < now() - make_interval(secs => $2) AS stale,
+                    p.assigned_at = $3::timestamptz AS same_assigned_at,
+                    ${TOKEN_SHARED_SQL} AS token_shared
+               FROM pool_items p WHERE p.id = $1 FOR UPDATE OF p NOWAIT`,
             [item.id, secs(expected.graceMs), expected.status === 'assigned' ? expected.assignedAt : null],
           ));
         } catch (err) {
@@ -216,7 +295,23 @@ export class PoolStore {
             `pool token ${item.poolToken} is also used by a ready or assigned row; refusing to tear it down`,
           );
         }
-        return { ran: true, value: await fn() };
+        const value = await fn();
+        // The provisioner may have inserted a live row with this token while the teardown ran
+        // (pool_items has no unique token, and nothing the reaper may touch can stop an
+        // insert): look again before the teardown counts as done. The row stays, the item is
+        // refused and quarantined, and the audit line says so; see docs/reliability.md.
+        const { rows: after } = await client.query<{ token_shared: boolean }>(
+          `SELECT ${TOKEN_SHARED_SQL} AS token_shared FROM pool_items p WHERE p.id = $1`,
+          [item.id],
+        );
+        if (after[0]?.token_shared) {
+          throw new SharedPoolTokenError(
+            `pool token ${item.poolToken} was given to a ready or assigned row while its teardown ran; ` +
+              'the failed row is kept and an operator must check the live item',
+            { raced: true },
+          );
+        }
+        return { ran: true, value };
       },
     );
     return 'mismatch' in outcome ? { ran: false, reason: outcome.mismatch } : outcome;
@@ -229,10 +324,10 @@ export class PoolStore {
     graceMs: number,
   ): Promise<string | undefined> {
     const { rows } = await this.pool.query<LockedRow>(
-      `SELECT status, pool_token, resource_type, provider_resource_id,
-              assigned_at < now() - make_interval(secs => $2) AS stale,
-              assigned_at = $3::timestamptz AS same_assigned_at
-         FROM pool_items WHERE id = $1`,
+      `SELECT p.status, p.pool_token, p.resource_type, p.provider_resource_id,
+              p.assigned_at < now() - make_interval(secs => $2) AS stale,
+              p.assigned_at = $3::timestamptz AS same_assigned_at
+         FROM pool_items p WHERE p.id = $1`,
       [item.id, secs(graceMs), assignedAt],
     );
     return rowMismatch(rows[0], item, { status: 'assigned', graceMs, assignedAt });
@@ -319,6 +414,131 @@ export class PoolStore {
     return { failures: row.failures, quarantined: row.quarantined };
   }
 
+  /**
+   * Defers an item after a retryable failure of its own, so it stops heading every listing:
+   * its next attempt waits base × 2^(passes it failed in − 1), capped. Counted once per pass
+   * however many attempts the pass made. Never counts towards quarantine.
+   */
+  async deferItem(
+    item: PoolItemRef,
+    failure: { passId: string; errorType: string; message: string },
+    backoff: Backoff,
+  ): Promise<{ deferrals: number; nextAttemptAt: Date }> {
+    const { rows } = await this.pool.query<{ deferrals: number; next_attempt_at: Date }>(
+      `INSERT INTO pool_reaper_item_failures AS f
+              (item_id, pool_token, resource_type, deferrals, last_error_type, last_error,
+               next_attempt_at, last_pass_id)
+       VALUES ($1, $2, $3, 1, $4, $5, now() + make_interval(secs => $7), $6)
+       ON CONFLICT (item_id) DO UPDATE SET
+         deferrals = f.deferrals + (f.last_pass_id IS DISTINCT FROM EXCLUDED.last_pass_id)::int,
+         last_error_type = EXCLUDED.last_error_type,
+         last_error = EXCLUDED.last_error,
+         last_failed_at = now(),
+         last_pass_id = EXCLUDED.last_pass_id,
+         next_attempt_at = now() + make_interval(secs => least($8::float8,
+           $7::float8 * power(2, least(30, f.deferrals + (f.last_pass_id IS DISTINCT FROM EXCLUDED.last_pass_id)::int - 1))))
+       RETURNING deferrals, next_attempt_at`,
+      [
+        item.id,
+        item.poolToken,
+        item.resourceType,
+        failure.errorType,
+        failure.message.slice(0, 2000),
+        failure.passId,
+        secs(backoff.baseMs),
+        secs(backoff.maxMs),
+      ],
+    );
+    const row = rows[0]!;
+    return { deferrals: row.deferrals, nextAttemptAt: row.next_attempt_at };
+  }
+
+  /**
+   * Marks a cluster down after a cluster-scoped failure: listings leave its items out until
+   * retry_at (base × 2^(passes it failed in − 1), capped), then probe it with one item.
+   */
+  async recordClusterFailure(
+    cluster: { resourceType: string; cluster: string },
+    failure: { passId: string; errorType: string; message: string },
+    backoff: Backoff,
+  ): Promise<{ failures: number; retryAt: Date }> {
+    const { rows } = await this.pool.query<{ failures: number; retry_at: Date }>(
+      `INSERT INTO pool_reaper_clusters AS k
+              (resource_type, cluster, failures, last_error_type, last_error, last_pass_id, retry_at)
+       VALUES ($1, $2, 1, $3, $4, $5, now() + make_interval(secs => $6))
+       ON CONFLICT (resource_type, cluster) DO UPDATE SET
+         failures = k.failures + (k.last_pass_id IS DISTINCT FROM EXCLUDED.last_pass_id)::int,
+         last_error_type = EXCLUDED.last_error_type,
+         last_error = EXCLUDED.last_error,
+         last_pass_id = EXCLUDED.last_pass_id,
+         updated_at = now(),
+         retry_at = now() + make_interval(secs => least($7::float8,
+           $6::float8 * power(2, least(30, k.failures + (k.last_pass_id IS DISTINCT FROM EXCLUDED.last_pass_id)::int - 1))))
+       RETURNING failures, retry_at`,
+      [
+        cluster.resourceType,
+        cluster.cluster,
+        failure.errorType,
+        failure.message.slice(0, 2000),
+        failure.passId,
+        secs(backoff.baseMs),
+        secs(backoff.maxMs),
+      ],
+    );
+    const row = rows[0]!;
+    return { failures: row.failures, retryAt: row.retry_at };
+  }
+
+  /** The cluster answered again: its items are listed as usual from the next pass on. */
+  async clearClusterDown(cluster: { resourceType: string; cluster: string }): Promise<boolean> {
+    const { rowCount } = await this.pool.query(
+      'DELETE FROM pool_reaper_clusters WHERE resource_type = $1 AND cluster = $2',
+      [cluster.resourceType, cluster.cluster],
+    );
+    return (rowCount ?? 0) > 0;
+  }
+
+  /** Claims the right to count a pass: true once per pass id, however often it is asked. */
+  async claimPassRecord(passId: string): Promise<boolean> {
+    const { rowCount } = await this.pool.query(
+      'INSERT INTO pool_reaper_passes (pass_id) VALUES ($1) ON CONFLICT (pass_id) DO NOTHING',
+      [passId],
+    );
+    return (rowCount ?? 0) > 0;
+  }
+
+  /** Pass records only guard against retried recordings; drop them with the tombstones. */
+  async prunePassRecords(olderThanMs: number): Promise<number> {
+    const { rowCount } = await this.pool.query(
+      'DELETE FROM pool_reaper_passes WHERE recorded_at < now() - make_interval(secs => $1)',
+      [secs(olderThanMs)],
+    );
+    return rowCount ?? 0;
+  }
+
+  /** Stale failed items per type and cluster, with the age of the oldest (the backlog gauges). */
+  async backlog(graceMs: number): Promise<BacklogRow[]> {
+    const { rows } = await this.pool.query<{
+      resource_type: string;
+      cluster: string;
+      n: string;
+      oldest_age_s: number;
+    }>(
+      `SELECT p.resource_type, ${CLUSTER_SQL} AS cluster, count(*) AS n,
+              extract(epoch FROM now() - min(${FAILED_SINCE_SQL}))::float8 AS oldest_age_s
+         FROM pool_items p
+        WHERE ${staleFailedSql('$1')}
+        GROUP BY 1, 2`,
+      [secs(graceMs)],
+    );
+    return rows.map((r) => ({
+      resourceType: r.resource_type,
+      cluster: r.cluster,
+      items: Number(r.n),
+      oldestAgeSeconds: r.oldest_age_s,
+    }));
+  }
+
   async listFailures(options: { quarantinedOnly?: boolean } = {}): Promise<QuarantineRow[]> {
     const { rows } = await this.pool.query(
       `SELECT f.*, (p.id IS NOT NULL) AS row_exists
@@ -336,6 +556,8 @@ export class PoolStore {
       firstFailedAt: r.first_failed_at,
       lastFailedAt: r.last_failed_at,
       quarantinedAt: r.quarantined_at,
+      deferrals: r.deferrals ?? 0,
+      nextAttemptAt: r.next_attempt_at ?? null,
       rowExists: r.row_exists,
     }));
   }

@@ -76,6 +76,41 @@ export const MIGRATIONS: readonly Migration[] = [
     ],
   },
   {
+    version: 5,
+    name: 'reaping never stops: per-item backoff, per-cluster circuit, idempotent pass accounting, failed rows by age',
+    statements: [
+      // A retryable failure defers the item (exponential, per pass) instead of letting it head
+      // every listing; the same row already holds its quarantine.
+      `ALTER TABLE pool_reaper_item_failures
+         ADD COLUMN IF NOT EXISTS deferrals integer NOT NULL DEFAULT 0,
+         ADD COLUMN IF NOT EXISTS next_attempt_at timestamptz,
+         ADD COLUMN IF NOT EXISTS last_pass_id text`,
+      // A cluster that refused the reaper (unreachable, credentials, privileges, TLS, not
+      // configured) is left out of listings until retry_at, then probed with one item.
+      `CREATE TABLE IF NOT EXISTS pool_reaper_clusters (
+        resource_type text NOT NULL,
+        cluster text NOT NULL,
+        failures integer NOT NULL DEFAULT 0,
+        last_error_type text NOT NULL DEFAULT '',
+        last_error text NOT NULL DEFAULT '',
+        last_pass_id text,
+        down_since timestamptz NOT NULL DEFAULT now(),
+        retry_at timestamptz NOT NULL,
+        updated_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (resource_type, cluster)
+      )`,
+      // Each pass is counted once, however often its recording activity is retried.
+      `CREATE TABLE IF NOT EXISTS pool_reaper_passes (
+        pass_id text PRIMARY KEY,
+        recorded_at timestamptz NOT NULL DEFAULT now()
+      )`,
+      `CREATE INDEX IF NOT EXISTS idx_pool_reaper_passes_at ON pool_reaper_passes (recorded_at)`,
+      // A failed row with no assigned_at ages by created_at (see FAILED_SINCE_SQL).
+      `CREATE INDEX CONCURRENTLY IF NOT EXISTS idx_pool_reaper_failed_since
+         ON pool_items ((COALESCE(assigned_at, created_at))) WHERE status = 'failed'`,
+    ],
+  },
+  {
     version: 6,
     name: 'reaper-owned classification of stuck assigned items (what the platform said, and the sweep reading it)',
     statements: [
@@ -153,4 +188,13 @@ export const MIGRATIONS: readonly Migration[] = [
       )`,
     ],
   },
+];
+
+/** The schema version this code needs; `pool-reaper worker` refuses to start on an older one. */
+export const SCHEMA_VERSION = Math.max(...MIGRATIONS.map((m) => m.version));
+
+/** Indexes built CONCURRENTLY: an interrupted build leaves an INVALID one that IF NOT EXISTS would keep. */
+export const CONCURRENT_INDEXES: readonly string[] = [
+  'idx_pool_reaper_stale',
+  'idx_pool_reaper_failed_since',
 ];

@@ -22,6 +22,8 @@ export {
 } from './drop-guard';
 export {
   BackendTeardownError,
+  ClusterAccessError,
+  ClusterUnreachableError,
   classifyPostgresError,
   classifyRedisError,
   DropRefusedError,
@@ -29,12 +31,12 @@ export {
   ForceBlockedError,
   isPlainObjectInUse,
   isRefusal,
+  isSqlError,
   type RefusalSite,
   RoleStillReferencedError,
   scrubSecrets,
   TeardownError,
   type TeardownErrorCategory,
-  TeardownPermissionError,
   TransientTeardownError,
   UnknownClusterError,
   UnsupportedResourceTypeError,

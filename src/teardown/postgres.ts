@@ -1,6 +1,6 @@
 import pg from 'pg';
-import { clusterOf } from '../config';
 import type { Logger } from '../logger';
+import { clusterOf } from '../shared/clusters';
 import type { PoolItemRef, TeardownResult } from '../shared/types';
 import { auditFor, type DropAction, type ItemAudit } from './audit';
 import { assertSafeToken, databaseNameFor, roleNameFor } from './drop-guard';
@@ -8,6 +8,7 @@ import {
   classifyPostgresError,
   isPlainObjectInUse,
   isRefusal,
+  isSqlError,
   TeardownLedger,
   TransientTeardownError,
   UnknownClusterError,
@@ -71,9 +72,7 @@ const quote = (name: string) => pg.escapeIdentifier(name);
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** SQL errors leave the connection usable; anything else (socket, timeout) means it is not. */
-const hasSqlState = (err: unknown) =>
-  typeof (err as { code?: unknown })?.code === 'string' &&
-  /^[0-9A-Z]{5}$/.test((err as { code: string }).code);
+const hasSqlState = isSqlError;
 
 export function createPostgresBackend(options: PostgresBackendOptions): PostgresBackend {
   const { clusters, log } = options;

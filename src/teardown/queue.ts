@@ -1,5 +1,5 @@
-import { clusterOf } from '../config';
 import type { Logger } from '../logger';
+import { clusterOf } from '../shared/clusters';
 import type { PoolItemRef, TeardownResult } from '../shared/types';
 import { auditFor, type ItemAudit } from './audit';
 import { assertSafeToken } from './drop-guard';

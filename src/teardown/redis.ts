@@ -1,6 +1,6 @@
 import Redis from 'ioredis';
-import { clusterOf } from '../config';
 import type { Logger } from '../logger';
+import { clusterOf } from '../shared/clusters';
 import type { PoolItemRef, TeardownResult } from '../shared/types';
 import { auditFor, type ItemAudit } from './audit';
 import { assertSafeToken, legacyRedisAliasOf, redisUserFor, redisUserIsShared } from './drop-guard';

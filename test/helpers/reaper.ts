@@ -51,7 +51,6 @@ export const TEST_SETTINGS: ActivitySettings = {
   stuckAssignedGraceMs: 30 * 60_000,
   batchLimit: 50,
   quarantineAfter: 3,
-  heartbeatIntervalMs: 1000,
 };
 
 /** Fast retries so a failing item does not hold a test for a minute. */
@@ -69,6 +68,8 @@ export interface ReaperHarness {
   readonly metrics: ReaperMetrics;
   readonly log: CapturedLog;
   readonly settings: ActivitySettings;
+  /** The activities the harness worker runs (for a second worker on the same queue). */
+  readonly activities: ReturnType<typeof createActivities>;
   /** Starts reapPass on this harness's queue and waits for its summary. */
   runPass(options?: Partial<ReapPassOptions>): Promise<{ summary: PassSummary; handle: WorkflowHandle }>;
   /** Runs `fn` (the harness's worker polls for the file's whole lifetime). */
@@ -88,6 +89,8 @@ export interface HarnessOptions {
   /** Wrap the platform lookup (e.g. to write a binding at a chosen moment); needs platformDatabaseUrl. */
   platform?: (real: PlatformLookup) => PlatformLookup;
   concurrency?: number;
+  /** A private Temporal server (e.g. one started with dynamic config); the shared one otherwise. */
+  temporalAddress?: string;
 }
 
 /**
@@ -100,7 +103,7 @@ export async function createReaperHarness(
 ): Promise<ReaperHarness> {
   const db = await createTestDatabase(label);
   const store = new PoolStore(db.pool);
-  const temporal = await connectTestTemporal();
+  const temporal = await connectTestTemporal(options.temporalAddress);
   const taskQueue = testTaskQueue(label);
   const log = new CapturedLog();
   const settings = { ...TEST_SETTINGS, ...options.settings };
@@ -111,7 +114,7 @@ export async function createReaperHarness(
     log: log.logger,
   });
   const teardown = options.teardown ? options.teardown(registry) : registry;
-  const metrics = createMetrics(snapshotReader(store), { defaultMetrics: false });
+  const metrics = createMetrics(snapshotReader(store, settings.failedGraceMs), { defaultMetrics: false });
   const platformStore = options.platformDatabaseUrl
     ? PlatformStore.connect(options.platformDatabaseUrl, { max: 4, log: log.logger })
     : undefined;
@@ -142,6 +145,7 @@ export async function createReaperHarness(
     metrics,
     log,
     settings,
+    activities,
     withWorker,
     worker,
     async runPass(passOptions = {}) {
@@ -156,7 +160,8 @@ export async function createReaperHarness(
       });
     },
     async close() {
-      worker.shutdown();
+      // A test may have stopped it already (to hand its workflows to another worker).
+      if (worker.getState() === 'RUNNING') worker.shutdown();
       await running;
       await registry.close();
       await platformStore?.close();

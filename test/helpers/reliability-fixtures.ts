@@ -141,16 +141,21 @@ export interface PrivateTemporal {
  * while a workflow task is in flight costs that long, once per open workflow.
  */
 export async function startPrivateTemporal(
-  options: Partial<Pick<DevServerOptions, 'dbFile' | 'port'>> & { workflowTaskTimeout?: string } = {},
+  options: Partial<Pick<DevServerOptions, 'dbFile' | 'port' | 'dynamicConfig'>> & {
+    workflowTaskTimeout?: string;
+  } = {},
 ): Promise<PrivateTemporal> {
   const serverOptions: DevServerOptions = {
     cliPath: inject('temporalCliPath'),
     uiPort: false,
     ...(options.dbFile ? { dbFile: options.dbFile } : {}),
     ...(options.port ? { port: options.port } : {}),
-    ...(options.workflowTaskTimeout
-      ? { dynamicConfig: { 'history.defaultWorkflowTaskTimeout': options.workflowTaskTimeout } }
-      : {}),
+    dynamicConfig: {
+      ...options.dynamicConfig,
+      ...(options.workflowTaskTimeout
+        ? { 'history.defaultWorkflowTaskTimeout': options.workflowTaskTimeout }
+        : {}),
+    },
   };
   let server = await startDevServer(serverOptions);
   const port = Number(server.address.split(':').pop());

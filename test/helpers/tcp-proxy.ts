@@ -13,6 +13,8 @@ export interface TcpProxy {
   accepted(): number;
   /** Stop listening (new connections are refused) for `ms`, then listen again on the same port. */
   refuseFor(ms: number): Promise<void>;
+  /** Stop listening until `until` settles, then listen again on the same port. */
+  refuseUntil(until: Promise<unknown>): Promise<void>;
   /** Destroy every open connection, both sides. */
   cutAll(): number;
   close(): Promise<void>;
@@ -45,19 +47,21 @@ export async function startTcpProxy(upstreamHost: string, upstreamPort: number):
       s.listen(port, '127.0.0.1', () => resolve((s.address() as net.AddressInfo).port));
     });
   const port = await listen(server, 0);
+  const refuseUntil = async (until: Promise<unknown>) => {
+    // close() stops accepting at once; its callback would wait for the open connections.
+    server.close();
+    await until.catch(() => undefined);
+    server = net.createServer(onConnection);
+    await listen(server, port);
+  };
   const stop = (s: net.Server) => new Promise<void>((resolve) => s.close(() => resolve()));
   return {
     port,
     upstreamPorts: () =>
       [...pairs].map((p) => p.upstream.localPort).filter((p): p is number => typeof p === 'number'),
     accepted: () => accepted,
-    async refuseFor(ms) {
-      // close() stops accepting at once; its callback would wait for the open connections.
-      server.close();
-      await new Promise((r) => setTimeout(r, ms));
-      server = net.createServer(onConnection);
-      await listen(server, port);
-    },
+    refuseFor: (ms) => refuseUntil(new Promise((r) => setTimeout(r, ms))),
+    refuseUntil,
     cutAll() {
       const n = pairs.size;
       for (const p of [...pairs]) {

@@ -29,9 +29,9 @@ export interface TestTemporal {
   close(): Promise<void>;
 }
 
-export async function connectTestTemporal(): Promise<TestTemporal> {
+/** The shared test server, or `address` (a test's private server). */
+export async function connectTestTemporal(address = inject('temporalAddress')): Promise<TestTemporal> {
   installTestRuntime();
-  const address = inject('temporalAddress');
   const connection = await Connection.connect({ address });
   const nativeConnection = await NativeConnection.connect({ address });
   return {

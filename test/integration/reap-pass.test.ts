@@ -158,48 +158,103 @@ describe('reapPass on real Temporal, Postgres and Redis', () => {
     expect(await counter('deprovision_err', 'postgres')).toBe(before + 1);
     const order = await historyOrder(handle);
     expect(order.some((e) => e.activity === 'deleteItem')).toBe(false);
-    // Transient: retried, and not counted towards quarantine.
+    // Cluster-scoped: retried, never counted towards quarantine, the cluster marked down instead.
     expect(order.find((e) => e.activity === 'deprovision')?.attempts).toBe(3);
     expect((await h.store.listFailures()).length).toBe(0);
+    const marked = await h.db.pool.query(
+      'SELECT resource_type, cluster, last_error_type FROM pool_reaper_clusters',
+    );
+    expect(marked.rows).toEqual([
+      { resource_type: 'postgres', cluster: 'local:1', last_error_type: 'ClusterUnreachableError' },
+    ]);
+    await h.db.pool.query('DELETE FROM pool_items WHERE id = $1', [row.id]);
+    await h.db.pool.query('DELETE FROM pool_reaper_clusters');
   });
 
-  it('refuses an unconfigured cluster without touching anything, and quarantines after N passes', async () => {
-    const row = await insertRow(h.db.pool, {
-      resourceType: 'postgres',
-      status: 'failed',
-      ageMs: HOUR,
-      providerResourceId: 'local:9',
-    });
+  it('refuses an empty token without touching anything, and quarantines it after N passes', async () => {
     const empty = await insertRow(h.db.pool, {
       resourceType: 'redis',
       status: 'failed',
       ageMs: HOUR,
       poolToken: '',
     });
+    const refusedBefore = await counter('refused', 'redis');
     for (let pass = 1; pass <= h.settings.quarantineAfter; pass++) {
       const { summary } = await h.runPass();
-      expect(summary.refused).toBe(2);
-      expect(summary.errors.map((e) => e.errorType).sort()).toEqual([
-        'DropRefusedError',
-        'UnknownClusterError',
-      ]);
+      expect(summary.refused).toBe(1);
+      expect(summary.errors.map((e) => e.errorType)).toEqual(['DropRefusedError']);
     }
-    expect(await rowExists(row.id)).toBe(true);
     expect(await rowExists(empty.id)).toBe(true);
     const quarantined = await h.store.listFailures({ quarantinedOnly: true });
-    expect(quarantined.map((q) => q.itemId).sort()).toEqual([row.id, empty.id].sort());
-    expect(quarantined.every((q) => q.failures === h.settings.quarantineAfter)).toBe(true);
-    expect(await counter('refused', 'postgres')).toBeGreaterThanOrEqual(3);
+    expect(quarantined.map((q) => q.itemId)).toEqual([empty.id]);
+    expect(quarantined[0]?.failures).toBe(h.settings.quarantineAfter);
+    expect(await counter('refused', 'redis')).toBe(refusedBefore + h.settings.quarantineAfter);
 
     const { summary } = await h.runPass();
     expect(summary.listed).toBe(0);
     const scraped = await h.metrics.registry.getSingleMetricAsString('instant_pool_quarantined_items');
-    expect(scraped).toContain('instant_pool_quarantined_items{resource_type="postgres"} 1');
     expect(scraped).toContain('instant_pool_quarantined_items{resource_type="redis"} 1');
 
-    const released = await h.store.releaseQuarantine({ itemId: row.id });
-    expect(released.map((r) => r.itemId)).toEqual([row.id]);
+    const released = await h.store.releaseQuarantine({ itemId: empty.id });
+    expect(released.map((r) => r.itemId)).toEqual([empty.id]);
     expect((await h.runPass()).summary.listed).toBe(1);
+    await h.store.releaseQuarantine({ all: true });
+    await h.db.pool.query('DELETE FROM pool_items WHERE id = $1', [empty.id]);
+  });
+
+  it('never quarantines an item of an unconfigured cluster: counted per cluster, the cluster waits, then one item probes it', async () => {
+    const rows = await Promise.all(
+      [HOUR + 2000, HOUR + 1000].map((ageMs) =>
+        insertRow(h.db.pool, {
+          resourceType: 'postgres',
+          status: 'failed',
+          ageMs,
+          providerResourceId: 'local:9',
+        }),
+      ),
+    );
+    const before = await counter('deprovision_err', 'postgres');
+    // One lane per cluster: the first item fails cluster-scoped; the second is deferred without an activity.
+    const first = (await h.runPass({ clusterConcurrency: 1 })).summary;
+    expect(first).toMatchObject({ listed: 2, deprovisionErrors: 1, deferred: 1, refused: 0 });
+    expect(first.clusterFailures).toEqual([
+      expect.objectContaining({
+        resourceType: 'postgres',
+        cluster: 'local:9',
+        errorType: 'UnknownClusterError',
+      }),
+    ]);
+    expect(await counter('deprovision_err', 'postgres')).toBe(before + 1);
+    const clusterErrors = await h.metrics.registry.getSingleMetricAsString(
+      'instant_pool_cluster_errors_total',
+    );
+    expect(clusterErrors).toContain(
+      'instant_pool_cluster_errors_total{resource_type="postgres",cluster="local:9",error_type="UnknownClusterError"} 1',
+    );
+    const down = await h.db.pool.query('SELECT failures FROM pool_reaper_clusters WHERE cluster = $1', [
+      'local:9',
+    ]);
+    expect(down.rows).toEqual([{ failures: 1 }]);
+
+    // While its cool-down runs, the cluster's items are left out of listings and said to wait.
+    const second = (await h.runPass()).summary;
+    expect(second.listed).toBe(0);
+    expect(second.clustersDown).toEqual([
+      expect.objectContaining({ resourceType: 'postgres', cluster: 'local:9', waiting: 2, failures: 1 }),
+    ]);
+
+    // Once it has run, exactly one item probes the cluster; it fails again, and still nothing is quarantined.
+    await h.db.pool.query("UPDATE pool_reaper_clusters SET retry_at = now() - interval '1 second'");
+    const third = (await h.runPass()).summary;
+    expect(third).toMatchObject({ listed: 1, deprovisionErrors: 1 });
+    expect(third.errors[0]?.poolToken).toBe(rows[0]!.poolToken);
+    expect((await h.db.pool.query('SELECT failures FROM pool_reaper_clusters')).rows).toEqual([
+      { failures: 2 },
+    ]);
+    expect(await h.store.listFailures({ quarantinedOnly: true })).toEqual([]);
+    for (const row of rows) expect(await rowExists(row.id)).toBe(true);
+    await h.db.pool.query('DELETE FROM pool_items WHERE id = ANY($1::uuid[])', [rows.map((r) => r.id)]);
+    await h.db.pool.query('DELETE FROM pool_reaper_clusters');
   });
 
   it('reaps exactly the batch limit (50) of 55 stale failed items in one pass', async () => {

@@ -49,7 +49,12 @@ describe('stuck assigned classification: a sweep in slices, kept in the reaper t
   });
   afterEach(async () => {
     // The per-type, per-class counts the trigger keeps match the table they count.
-    const { rows } = await db.pool.query<{ resource_type: string; class: string; kept: string; counted: string }>(
+    const { rows } = await db.pool.query<{
+      resource_type: string;
+      class: string;
+      kept: string;
+      counted: string;
+    }>(
       `SELECT coalesce(c.resource_type, m.resource_type) AS resource_type, coalesce(c.class, m.class) AS class,
               coalesce(c.n, 0) AS kept, coalesce(m.n, 0) AS counted
          FROM pool_reaper_assigned_counts c

@@ -77,7 +77,7 @@ describe('row data as keys: fuzzed through classification, state, metrics and au
           // The real tally, then the real shared state (jsonb) and the real gauges.
           const tally = tallyAssigned(rows, checkFailed);
           await store.writeState(STATE_KEYS.stuckAssigned, { stuck: tally.stuck, classes: tally.classes });
-          const metrics = createMetrics(snapshotReader(store), { defaultMetrics: false });
+          const metrics = createMetrics(snapshotReader(store, 600_000), { defaultMetrics: false });
           const text = await metrics.registry.metrics();
 
           for (const [type, classes] of model) {

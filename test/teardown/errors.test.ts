@@ -3,6 +3,8 @@ import { DatabaseError } from 'pg';
 import { describe, expect, it } from 'vitest';
 import {
   BackendTeardownError,
+  ClusterAccessError,
+  ClusterUnreachableError,
   classifyPostgresError,
   classifyRedisError,
   DropRefusedError,
@@ -11,7 +13,6 @@ import {
   RoleStillReferencedError,
   scrubSecrets,
   TeardownError,
-  TeardownPermissionError,
   TransientTeardownError,
   UnknownClusterError,
   UnsupportedResourceTypeError,
@@ -92,21 +93,21 @@ describe('classifyPostgresError', () => {
     [
       '42501 must be owner',
       pgError('42501', 'must be owner of database db_pool-x'),
-      TeardownPermissionError,
+      ClusterAccessError,
       false,
     ],
     [
-      // The admin login refused: cluster-wide, retried and alerted on, never quarantined per item.
+      // The admin login refused: cluster-wide, counted per cluster, never quarantined per item.
       '28P01 bad password',
       pgError('28P01', 'password authentication failed for user "x"'),
-      TransientTeardownError,
-      true,
+      ClusterAccessError,
+      false,
     ],
     [
       '28000 login not allowed',
       pgError('28000', 'role "admin" is not permitted to log in'),
-      TransientTeardownError,
-      true,
+      ClusterAccessError,
+      false,
     ],
     [
       '2BP01 dependent objects',
@@ -127,32 +128,58 @@ describe('classifyPostgresError', () => {
     [
       '53300 too many connections',
       pgError('53300', 'sorry, too many clients already'),
-      TransientTeardownError,
+      ClusterUnreachableError,
       true,
     ],
     [
       '57P01 admin shutdown',
       pgError('57P01', 'terminating connection due to administrator command'),
-      TransientTeardownError,
+      ClusterUnreachableError,
       true,
     ],
-    ['08006 connection failure', pgError('08006', 'connection failure'), TransientTeardownError, true],
-    ['ECONNREFUSED', netError('ECONNREFUSED'), TransientTeardownError, true],
-    ['ECONNRESET', netError('ECONNRESET', 'read ECONNRESET'), TransientTeardownError, true],
-    ['ETIMEDOUT', netError('ETIMEDOUT'), TransientTeardownError, true],
+    ['08006 connection failure', pgError('08006', 'connection failure'), ClusterUnreachableError, true],
+    ['ECONNREFUSED', netError('ECONNREFUSED'), ClusterUnreachableError, true],
+    ['ECONNRESET', netError('ECONNRESET', 'read ECONNRESET'), ClusterUnreachableError, true],
+    ['ETIMEDOUT', netError('ETIMEDOUT'), ClusterUnreachableError, true],
+    // Five capital letters, like a SQLSTATE, but a broken socket: read by origin, not by shape.
+    ['EPIPE', netError('EPIPE', 'write EPIPE'), ClusterUnreachableError, true],
+    [
+      'EPIPE on a write (syscall only)',
+      Object.assign(new Error('write EPIPE'), { code: 'EPIPE', syscall: 'write' }),
+      ClusterUnreachableError,
+      true,
+    ],
     [
       'AggregateError of refusals',
       Object.assign(new AggregateError([netError('ECONNREFUSED')], 'x'), {}),
-      TransientTeardownError,
+      ClusterUnreachableError,
       true,
     ],
     [
       'pool checkout timeout',
       new Error('timeout exceeded when trying to connect'),
-      TransientTeardownError,
+      ClusterUnreachableError,
       true,
     ],
-    ['connection terminated', new Error('Connection terminated unexpectedly'), TransientTeardownError, true],
+    ['connection terminated', new Error('Connection terminated unexpectedly'), ClusterUnreachableError, true],
+    [
+      'self-signed certificate (TLS)',
+      Object.assign(new Error('self-signed certificate'), { code: 'DEPTH_ZERO_SELF_SIGNED_CERT' }),
+      ClusterAccessError,
+      false,
+    ],
+    [
+      'server without TLS',
+      new Error('The server does not support SSL connections'),
+      ClusterAccessError,
+      false,
+    ],
+    [
+      'a SQLSTATE-shaped code without a server answer',
+      Object.assign(new Error('odd'), { code: 'XX000' }),
+      BackendTeardownError,
+      false,
+    ],
     ['42P01 unexpected', pgError('42P01', 'relation "x" does not exist'), BackendTeardownError, false],
     ['plain Error', new Error('something odd'), BackendTeardownError, false],
     ['a string', 'weird', BackendTeardownError, false],
@@ -163,6 +190,14 @@ describe('classifyPostgresError', () => {
     expect(err.name).toBe(type.name);
     expect(err.retryable).toBe(retryable);
     expect(err.message).toContain('drop_database db_pool-x on local:0');
+  });
+
+  it('3D000 is the admin URL naming a missing database only at connect (cluster-scoped)', () => {
+    const missing = pgError('3D000', 'database "admin_db" does not exist');
+    expect(classifyPostgresError(missing, { ...context, action: 'connect' })).toBeInstanceOf(
+      ClusterAccessError,
+    );
+    expect(classifyPostgresError(missing, context)).toBeInstanceOf(BackendTeardownError);
   });
 
   it('attaches the partial result and passes teardown errors through unchanged', () => {
@@ -202,19 +237,19 @@ describe('classifyRedisError', () => {
     [
       'NOPERM',
       new ReplyError("NOPERM this user has no permissions to run the 'acl|deluser' command"),
-      TeardownPermissionError,
+      ClusterAccessError,
       false,
     ],
     [
       'LOADING',
       new ReplyError('LOADING Redis is loading the dataset in memory'),
-      TransientTeardownError,
+      ClusterUnreachableError,
       true,
     ],
     [
       'READONLY',
       new ReplyError("READONLY You can't write against a read only replica."),
-      TransientTeardownError,
+      ClusterUnreachableError,
       true,
     ],
     ['unknown reply', new ReplyError('ERR unknown command'), BackendTeardownError, false],
@@ -223,17 +258,18 @@ describe('classifyRedisError', () => {
       Object.assign(new Error('Reached the max retries per request limit (which is 1).'), {
         name: 'MaxRetriesPerRequestError',
       }),
-      TransientTeardownError,
+      ClusterUnreachableError,
       true,
     ],
-    ['connection closed', new Error('Connection is closed.'), TransientTeardownError, true],
-    ['command timeout', new Error('Command timed out'), TransientTeardownError, true],
+    ['connection closed', new Error('Connection is closed.'), ClusterUnreachableError, true],
+    ['command timeout', new Error('Command timed out'), ClusterUnreachableError, true],
     [
       'ECONNREFUSED',
       netError('ECONNREFUSED', 'connect ECONNREFUSED 127.0.0.1:6379'),
-      TransientTeardownError,
+      ClusterUnreachableError,
       true,
     ],
+    ['EPIPE', netError('EPIPE', 'write EPIPE'), ClusterUnreachableError, true],
     ['plain Error', new Error('odd'), BackendTeardownError, false],
   ];
   it.each(cases)('%s', (_label, raw, type, retryable) => {
@@ -258,9 +294,10 @@ describe('error classes', () => {
       [new TransientTeardownError('x'), 'TransientTeardownError', true, 'transient'],
       [new DropRefusedError('token', 'empty', 'x'), 'DropRefusedError', false, 'operator'],
       [new UnsupportedResourceTypeError('mongodb', 'x'), 'UnsupportedResourceTypeError', false, 'operator'],
-      [new UnknownClusterError('local:7', 'postgres'), 'UnknownClusterError', false, 'operator'],
+      [new UnknownClusterError('local:7', 'postgres'), 'UnknownClusterError', false, 'cluster'],
       [new ForceBlockedError('x'), 'ForceBlockedError', false, 'operator'],
-      [new TeardownPermissionError('x'), 'TeardownPermissionError', false, 'operator'],
+      [new ClusterAccessError('x'), 'ClusterAccessError', false, 'cluster'],
+      [new ClusterUnreachableError('x'), 'ClusterUnreachableError', true, 'cluster'],
       [new RoleStillReferencedError('x'), 'RoleStillReferencedError', false, 'operator'],
       [new BackendTeardownError('x'), 'BackendTeardownError', false, 'operator'],
     ];

@@ -1,6 +1,7 @@
 import { DatabaseError, type PoolClient } from 'pg';
 import { describe, expect, it } from 'vitest';
 import {
+  ClusterUnreachableError,
   ForceBlockedError,
   RoleStillReferencedError,
   TransientTeardownError,
@@ -166,7 +167,7 @@ describe('postgres backend retry and failure paths', () => {
     });
     const { backend, lines } = backendFor(fake);
     const error = await backend.teardown(itemRef(TOKEN, 'postgres')).catch((e: unknown) => e);
-    expect(error).toBeInstanceOf(TransientTeardownError);
+    expect(error).toBeInstanceOf(ClusterUnreachableError);
     expect(eventsNamed(lines, 'provisioner.drop.failed').map((l) => [l.action, l.outcome])).toEqual([
       ['revoke_connect', 'ignored'],
       ['drop_database', 'deprovision_err'],

@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { newPoolToken, provisionItem } from '../../src/provision/seed';
 import {
+  ClusterUnreachableError,
   DropRefusedError,
   type RefusalSite,
-  TransientTeardownError,
   UnknownClusterError,
   UnsupportedResourceTypeError,
 } from '../../src/teardown/errors';
@@ -207,14 +207,14 @@ describe('adversarial tokens never reach a server', () => {
     expect(server.connections()).toBe(0);
   });
 
-  it('control: a valid token does connect (so the counter works) and fails as transient without a password in logs', async () => {
+  it('control: a valid token does connect (so the counter works) and fails as cluster-unreachable without a password in logs', async () => {
     // Runs last in this file: every zero above was measured by a counter that counts.
     const pgError = await registry.teardown(itemRef(newPoolToken(), 'postgres')).catch((e: unknown) => e);
-    expect(pgError).toBeInstanceOf(TransientTeardownError);
+    expect(pgError).toBeInstanceOf(ClusterUnreachableError);
     const afterPostgres = server.connections();
     expect(afterPostgres).toBeGreaterThan(0);
     const redisError = await registry.teardown(itemRef(newPoolToken(), 'redis')).catch((e: unknown) => e);
-    expect(redisError).toBeInstanceOf(TransientTeardownError);
+    expect(redisError).toBeInstanceOf(ClusterUnreachableError);
     expect(server.connections()).toBeGreaterThan(afterPostgres);
     const failed = eventsNamed(lines, 'provisioner.drop.failed');
     expect(failed.map((l) => l.action)).toEqual(['connect', 'acl_getuser']);
