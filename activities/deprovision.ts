@@ -10,7 +10,7 @@ import type {
   PoolItemRef,
   TeardownResult,
 } from '../src/shared/types';
-import type { LockedRun } from '../src/store/pool-store';
+import { type LockedRun, SharedPoolTokenError } from '../src/store/pool-store';
 import { scrubSecrets } from '../src/teardown/errors';
 import {
   type ActivityDeps,
@@ -111,10 +111,16 @@ export function deprovisionActivity(deps: ActivityDeps) {
   /**
    * Writes down what a failure means beyond this attempt, as the taxonomy says: a failure
    * that needs an operator counts towards the item's quarantine; a cluster-scoped one marks
-   * the cluster down (never the item's fault); any other retryable one defers the item. A
-   * bookkeeping write that fails is logged and never hides the teardown's own failure.
+   * the cluster down (never the item's fault; a failed probe item also waits out a backoff,
+   * see below); any other retryable one defers the item. A bookkeeping write that fails is
+   * logged and never hides the teardown's own failure.
    */
-  async function recordFailure(item: PoolItemRef, failure: ApplicationFailure, log: Logger): Promise<void> {
+  async function recordFailure(
+    item: PoolItemRef,
+    failure: ApplicationFailure,
+    log: Logger,
+    how: { readonly raced: boolean; readonly probe: boolean },
+  ): Promise<void> {
     const type = failure.type ?? 'Error';
     const treatment = treatmentOf(type);
     const passId = Context.current().info.workflowExecution?.workflowId ?? 'unknown';
@@ -128,6 +134,11 @@ export function deprovisionActivity(deps: ActivityDeps) {
           error_type: type,
         });
         const down = await store.recordClusterFailure(cluster, what, clusterBackoff);
+        // A down cluster is probed by its oldest listed item. If the failure is in fact that
+        // item's own (a database another role owns: 42501 for this one item only), the same
+        // item would probe, and fail, every time, and the cluster's other items would never
+        // be listed again: the probe item waits out a backoff so that the next probe is another.
+        if (how.probe) await store.deferItem(item, what, itemBackoff);
         log.warn(
           {
             event: 'pool_reaper.cluster.failed',
@@ -141,7 +152,14 @@ export function deprovisionActivity(deps: ActivityDeps) {
           'cluster refused the reaper: its items wait and the cluster is probed again later',
         );
       } else if (treatment.quarantine) {
-        const record = await store.recordFailure(item, type, failure.message, settings.quarantineAfter);
+        // A live row given this token while the teardown ran may own infra of the same names
+        // that the teardown has just dropped: an operator must look now, not after N passes.
+        const record = await store.recordFailure(
+          item,
+          type,
+          failure.message,
+          how.raced ? 1 : settings.quarantineAfter,
+        );
         if (record.quarantined) {
           log.warn(
             {
@@ -230,7 +248,22 @@ export function deprovisionActivity(deps: ActivityDeps) {
       return { outcome: 'freed', teardown: run.value };
     } catch (err) {
       const failure = toFailure(err);
-      await recordFailure(item, failure, log);
+      const raced = err instanceof SharedPoolTokenError && err.raced;
+      if (raced) {
+        log.error(
+          {
+            event: 'pool_reaper.shared_token.raced',
+            itemId: item.id,
+            poolToken: item.poolToken,
+            resourceType: item.resourceType,
+            providerResourceId: item.providerResourceId,
+            error: failure.message,
+          },
+          'a ready or assigned row was given this pool token while its teardown ran: the failed row is ' +
+            'kept and quarantined; check the live item, whose infra may have been dropped',
+        );
+      }
+      await recordFailure(item, failure, log, { raced, probe: probe === true });
       throw failure;
     } finally {
       clearInterval(timer);

@@ -14,7 +14,7 @@ import { ProvisionerUnreachableError, startWorker } from './worker';
 export const EXIT = {
   ok: 0,
   failed: 1,
-  /** Bad usage or configuration, or a schema that needs `pool-reaper migrate`. */
+  /** Bad usage or configuration, or a provisioner database that is missing or not migrated. */
   usage: 2,
   temporalUnreachable: 3,
   /** No ticker runs (never started, or closed: failed, terminated). */

@@ -1,6 +1,7 @@
 import ms from 'ms';
 import { z } from 'zod';
 import { DEFAULT_CLUSTER } from './shared/clusters';
+import { MAX_TICKER_DURATION_MS } from './shared/messages';
 
 /**
  * The reaper's own settings, read once from the environment and validated before anything
@@ -91,6 +92,15 @@ export function parseDuration(name: string, raw: string): number {
   const parsed = /[a-z]\s*$/i.test(raw) ? ms(raw as ms.StringValue) : undefined;
   if (parsed === undefined || !Number.isFinite(parsed) || parsed <= 0) {
     throw new ConfigError(name, `a positive duration such as 30s, 10m or 1h, got "${raw}"`);
+  }
+  return parsed;
+}
+
+/** A duration the ticker carries: at most MAX_TICKER_DURATION_MS (see src/shared/messages.ts). */
+function parseTickerDuration(name: string, raw: string): number {
+  const parsed = parseDuration(name, raw);
+  if (parsed > MAX_TICKER_DURATION_MS) {
+    throw new ConfigError(name, `a positive duration of at most 365d, got "${raw}"`);
   }
   return parsed;
 }
@@ -235,14 +245,14 @@ export function loadConfig(env: Env = process.env): ReaperConfig {
       temporalMetricsPort === ''
         ? undefined
         : parseInteger('TEMPORAL_METRICS_PORT', temporalMetricsPort, 0, 65535),
-    tickMs: parseDuration('REAPER_TICK', read(env, 'REAPER_TICK')),
+    tickMs: parseTickerDuration('REAPER_TICK', read(env, 'REAPER_TICK')),
     failedGraceMs: parseDuration('REAPER_FAILED_GRACE', read(env, 'REAPER_FAILED_GRACE')),
     stuckAssignedGraceMs,
     batchLimit: parseInteger('REAPER_BATCH_LIMIT', read(env, 'REAPER_BATCH_LIMIT'), 1, 500),
     concurrency,
     // More per cluster than in all would only read as a promise the pass cannot keep.
     clusterConcurrency: Math.min(clusterConcurrency, concurrency),
-    passTimeoutMs: parseDuration('REAPER_PASS_TIMEOUT', read(env, 'REAPER_PASS_TIMEOUT')),
+    passTimeoutMs: parseTickerDuration('REAPER_PASS_TIMEOUT', read(env, 'REAPER_PASS_TIMEOUT')),
     quarantineAfter: parseInteger('REAPER_QUARANTINE_AFTER', read(env, 'REAPER_QUARANTINE_AFTER'), 1, 1000),
     reclaimOrphans,
     orphanGraceMs,

@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { Client } from '@temporalio/client';
 import { makeTelemetryFilterString, type NativeConnection, Runtime, Worker } from '@temporalio/worker';
+import pg from 'pg';
 import { createActivities } from '../activities';
 import { ensureSearchAttributes, ensureTicker, tickerSettingsFrom } from './client';
 import type { ReaperConfig } from './config';
@@ -9,7 +10,7 @@ import type { Logger } from './logger';
 import { createMetrics, type MetricsServer, type SharedSnapshot, serveMetrics } from './metrics';
 import { PlatformStore } from './platform/platform-store';
 import { SdkLoggerBridge } from './sdk-logger';
-import { assertSchemaCurrent } from './store/migrate';
+import { assertSchemaCurrent, SchemaOutdatedError } from './store/migrate';
 import { PoolStore } from './store/pool-store';
 import { STATE_KEYS, type TickerMirror } from './store/state-keys';
 import { createTeardownRegistry } from './teardown';
@@ -49,7 +50,8 @@ export class ProvisionerUnreachableError extends Error {
 /**
  * Waits for the provisioner database with a visible log line per failed attempt, then checks
  * that its schema is current. Both before anything touches Temporal: a worker that cannot
- * reap must not start (or signal) a ticker and look healthy.
+ * reap must not start (or signal) a ticker and look healthy. A database that does not exist
+ * is a set-up error, not an outage: reported at once (exit 2), like an unmigrated schema.
  */
 export async function checkProvisionerDatabase(
   store: PoolStore,
@@ -63,6 +65,13 @@ export async function checkProvisionerDatabase(
       break;
     } catch (err) {
       const error = scrubSecrets(String((err as Error).message ?? err).split('\n')[0] ?? '');
+      // The server answered: the database is not there. Waiting will not create it.
+      if (err instanceof pg.DatabaseError && err.code === '3D000') {
+        throw new SchemaOutdatedError(
+          `the provisioner database (PROVISIONER_DATABASE_URL) does not exist (${error}): ` +
+            'run `pool-reaper migrate --create-database` first',
+        );
+      }
       const waitMs = Math.min(5_000, 500 * 2 ** (attempt - 1));
       if (Date.now() + waitMs > deadline) {
         throw new ProvisionerUnreachableError(

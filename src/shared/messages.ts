@@ -18,8 +18,17 @@ export interface TickerSettings {
   readonly passTimeoutMs?: number;
 }
 
+/**
+ * The longest tick, pass timeout or bookkeeping budget the ticker accepts (365 days). A finite
+ * but larger tick breaks it: the next tick's time is past what a Date can hold, every workflow
+ * task fails and the ticker stalls. REAPER_TICK and REAPER_PASS_TIMEOUT have the same bound, so
+ * that no worker's own settings are refused here.
+ */
+export const MAX_TICKER_DURATION_MS = 365 * 24 * 3_600_000;
+
 const positiveInteger = (v: unknown) => typeof v === 'number' && Number.isInteger(v) && v >= 1;
-const positiveDuration = (v: unknown) => typeof v === 'number' && Number.isFinite(v) && v > 0;
+const positiveDuration = (v: unknown) =>
+  typeof v === 'number' && Number.isFinite(v) && v > 0 && v <= MAX_TICKER_DURATION_MS;
 const optional = (test: (v: unknown) => boolean) => (v: unknown) => v === undefined || test(v);
 
 /**

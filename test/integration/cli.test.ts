@@ -5,6 +5,8 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { TEST_POSTGRES_URL, TEST_REDIS_URL, uniqueSuffix } from '../helpers/env';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres';
 import { insertRow } from '../helpers/rows';
+import { connectTestTemporal, type TestTemporal } from '../helpers/temporal';
+import { waitFor } from '../helpers/wait';
 import { startWorkerProcess, type WorkerProcess } from '../helpers/worker-process';
 
 const run = promisify(execFile);
@@ -46,9 +48,19 @@ describe('the pool-reaper CLI against a running worker', () => {
       REAPER_TICK: '1h',
       PROVISIONER_DATABASE_URL: db.url,
       POSTGRES_ADMIN_URL: TEST_POSTGRES_URL,
+      // Nothing listens on port 1: an item of local:1 fails its teardown (a deprovision error).
+      POSTGRES_ADMIN_URLS: 'local:1=postgres://postgres@127.0.0.1:1/postgres',
       REDIS_URL: TEST_REDIS_URL,
     };
-    worker = await startWorkerProcess(env);
+    worker = await startWorkerProcess({
+      ...env,
+      // Faster deprovision retries (test-only knob, see docs/reliability.md): the local:1 item's
+      // unreachable cluster is retried within the pass, and a test need not wait 15 s for it.
+      NODE_OPTIONS: `--require ${path.resolve(__dirname, '..', 'helpers', 'worker-preload.cjs')}`,
+      RELIABILITY_PASS_OPTIONS: JSON.stringify({
+        deprovisionRetry: { maximumAttempts: 2, initialIntervalMs: 100, maximumIntervalMs: 200 },
+      }),
+    });
     await worker.waitForEvent('pool_reaper.ticker.ensured');
   });
   afterAll(async () => {
@@ -82,6 +94,70 @@ describe('the pool-reaper CLI against a running worker', () => {
     expect((await cli(['resume'], env)).code).toBe(0);
     const resumed = JSON.parse((await cli(['status', '--json'], env)).stdout);
     expect(resumed.paused).toBe(false);
+  });
+
+  it('reap-now --wait exits 6 when its pass had a deprovision error, and still prints the summary', async () => {
+    const ok = await insertRow(db.pool, { resourceType: 'queue', status: 'failed', ageMs: HOUR });
+    const broken = await insertRow(db.pool, {
+      resourceType: 'postgres',
+      status: 'failed',
+      ageMs: HOUR,
+      providerResourceId: 'local:1',
+    });
+    try {
+      const result = await cli(['reap-now', '--wait', '--json'], env);
+      expect(result.code).toBe(6);
+      const summary = JSON.parse(result.stdout);
+      expect(summary).toMatchObject({ listed: 2, reaped: 1, deprovisionErrors: 1 });
+      expect(summary.errors).toEqual([
+        expect.objectContaining({ poolToken: broken.poolToken, outcome: 'deprovision_err' }),
+      ]);
+      expect(result.stderr.trim().split('\n')).toEqual([
+        `pool-reaper: pass ${summary.passId} had 1 error(s)`,
+      ]);
+      expect((await db.pool.query('SELECT 1 FROM pool_items WHERE id = $1', [ok.id])).rowCount).toBe(0);
+
+      // The same pass read by a person: the summary on stdout, the verdict on stderr.
+      await db.pool.query('DELETE FROM pool_reaper_clusters');
+      const text = await cli(['reap-now', '--wait'], env);
+      expect(text.code).toBe(6);
+      expect(text.stdout).toContain(`deprovision errors 1`);
+    } finally {
+      await db.pool.query('DELETE FROM pool_items WHERE id = $1', [broken.id]);
+      await db.pool.query('DELETE FROM pool_reaper_clusters');
+    }
+  });
+
+  it('status of a ticker that was terminated says so in one line and exits 4', async () => {
+    const temporal: TestTemporal = await connectTestTemporal();
+    const closedId = `${env['REAPER_WORKFLOW_ID']}-closed`;
+    try {
+      // A second ticker on the same task queue: the running worker could still answer its
+      // queries (by replay) after it closed, so only the CLI's check can tell it is closed.
+      const handle = await temporal.client.workflow.start('poolReaper', {
+        taskQueue: env['TEMPORAL_TASK_QUEUE']!,
+        workflowId: closedId,
+        args: [{ settings: { tickMs: HOUR, pass: { concurrency: 1 } } }],
+      });
+      const live = await cli(['status', '--json'], { ...env, REAPER_WORKFLOW_ID: closedId });
+      expect(live.code).toBe(0);
+      await handle.terminate('test: an operator ended the ticker');
+      await waitFor(
+        () => handle.describe(),
+        (d) => d.status.name === 'TERMINATED',
+        { what: 'the ticker to be terminated' },
+      );
+
+      const result = await cli(['status'], { ...env, REAPER_WORKFLOW_ID: closedId });
+      expect(result.code).toBe(4);
+      expect(result.stdout).toBe('');
+      const lines = result.stderr.trim().split('\n');
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toMatch(new RegExp(`^pool-reaper: the ticker ${closedId} is terminated`));
+      expect((await cli(['status', '--json'], { ...env, REAPER_WORKFLOW_ID: closedId })).code).toBe(4);
+    } finally {
+      await temporal.close();
+    }
   });
 
   it('lists and releases quarantined items', async () => {

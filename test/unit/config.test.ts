@@ -86,6 +86,13 @@ describe('loadConfig', () => {
       /^REAPER_RECLAIM_ORPHANS: .*PLATFORM_DATABASE_URL/,
     ],
     ['TEMPORAL_TASK_QUEUE', { TEMPORAL_TASK_QUEUE: 'a queue' }, /^TEMPORAL_TASK_QUEUE: /],
+    // Longer would break the ticker (a next-tick time no Date holds, a timer Temporal refuses).
+    [
+      'REAPER_TICK',
+      { REAPER_TICK: '1000y' },
+      /^REAPER_TICK: expected a positive duration of at most 365d, got "1000y"$/,
+    ],
+    ['REAPER_PASS_TIMEOUT', { REAPER_PASS_TIMEOUT: '400d' }, /^REAPER_PASS_TIMEOUT: expected .*at most 365d/],
   ];
   it.each(bad)('refuses a bad %s with one line naming it', (variable, env, message) => {
     let caught: unknown;
@@ -108,6 +115,60 @@ describe('loadConfig', () => {
     } catch (err) {
       expect((err as Error).message).not.toContain('hunter2');
     }
+  });
+});
+
+describe('loadConfig with orphan reclamation on (issue 13, item 8)', () => {
+  // Reclamation DROPs assigned items: a grace is all that stands between a just-claimed item
+  // (its platform binding is written after the provisioning call returns) and its teardown.
+  const reclaim = { REAPER_RECLAIM_ORPHANS: 'true', PLATFORM_DATABASE_URL: 'postgres://ro@platform/db' };
+  const refusal = (env: Record<string, string>) => {
+    try {
+      loadConfig(env);
+    } catch (err) {
+      return err;
+    }
+    return undefined;
+  };
+
+  const tooShort: [string, Record<string, string>, RegExp][] = [
+    [
+      'REAPER_ORPHAN_GRACE',
+      { REAPER_ORPHAN_GRACE: '10m' },
+      /^REAPER_ORPHAN_GRACE: expected at least 1h while REAPER_RECLAIM_ORPHANS=true$/,
+    ],
+    [
+      'REAPER_STUCK_ASSIGNED_GRACE',
+      { REAPER_STUCK_ASSIGNED_GRACE: '1m' },
+      /^REAPER_STUCK_ASSIGNED_GRACE: expected at least 5m while REAPER_RECLAIM_ORPHANS=true$/,
+    ],
+    [
+      'REAPER_ORPHAN_GRACE',
+      { REAPER_STUCK_ASSIGNED_GRACE: '3h', REAPER_ORPHAN_GRACE: '2h' },
+      /^REAPER_ORPHAN_GRACE: expected at least REAPER_STUCK_ASSIGNED_GRACE while REAPER_RECLAIM_ORPHANS=true$/,
+    ],
+  ];
+  it.each(tooShort)('stops on a %s below its floor with one line naming it', (variable, env, message) => {
+    const error = refusal({ ...reclaim, ...env });
+    expect(error).toBeInstanceOf(ConfigError);
+    expect((error as ConfigError).variable).toBe(variable);
+    expect((error as ConfigError).message).toMatch(message);
+  });
+
+  it('accepts graces at their floors, and any grace while reclamation is off', () => {
+    const atFloors = loadConfig({ ...reclaim, REAPER_STUCK_ASSIGNED_GRACE: '5m', REAPER_ORPHAN_GRACE: '1h' });
+    expect(atFloors).toMatchObject({
+      reclaimOrphans: true,
+      stuckAssignedGraceMs: 300_000,
+      orphanGraceMs: 3_600_000,
+    });
+    // Without reclamation nothing assigned is ever dropped: a short grace only tunes a gauge.
+    const off = loadConfig({ REAPER_STUCK_ASSIGNED_GRACE: '1m', REAPER_ORPHAN_GRACE: '10m' });
+    expect(off).toMatchObject({
+      reclaimOrphans: false,
+      stuckAssignedGraceMs: 60_000,
+      orphanGraceMs: 600_000,
+    });
   });
 });
 
