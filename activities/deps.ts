@@ -45,6 +45,15 @@ export interface ActivitySettings {
   readonly reclaimOrphans?: boolean;
   /** REAPER_ORPHAN_GRACE: an orphan is reclaimed only once assigned this long. Default 24h. */
   readonly orphanGraceMs?: number;
+  /**
+   * Time one pass may spend advancing the classification of stuck assigned items against the
+   * platform database (src/platform/sweep.ts). Default 2 s.
+   */
+  readonly platformSweepBudgetMs?: number;
+  /** Fixed rows per slice of that classification (tests and benchmarks); adapted to the budget when unset. */
+  readonly platformSweepSliceRows?: number;
+  /** How long a bound verdict stands before a complete platform scan must confirm it again. Default 6 h. */
+  readonly platformReverifyMs?: number;
 }
 
 export const DEFAULT_ORPHAN_GRACE_MS = 24 * 3_600_000;

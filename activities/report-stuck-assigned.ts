@@ -1,4 +1,4 @@
-import { classifyAgainstPlatform } from '../src/platform/check';
+import { sweepStuckAssigned } from '../src/platform/sweep';
 import {
   type AssignedItemRef,
   MAX_ORPHANS_LISTED,
@@ -6,10 +6,10 @@ import {
   type PlatformCheckStatus,
   type StuckAssignedReport,
 } from '../src/shared/types';
-import { type StuckAssignedRow, withKnownTypes } from '../src/store/pool-store';
+import type { MirrorOrphan } from '../src/store/assigned-mirror';
 import { type ActivityDeps, orphanReclamation, STATE_KEYS } from './deps';
 
-const toAssignedRef = ({ quarantined: _, ...ref }: StuckAssignedRow): AssignedItemRef => ref;
+const toAssignedRef = ({ quarantined: _, ...ref }: MirrorOrphan): AssignedItemRef => ref;
 
 export function reportStuckAssignedActivity(deps: ActivityDeps) {
   const { store, settings, platform, metrics, log } = deps;
@@ -17,9 +17,11 @@ export function reportStuckAssignedActivity(deps: ActivityDeps) {
    * Counts assigned rows older than the stuck grace, per type (every known type, 0 when
    * none), and publishes them as the shared snapshot every replica's gauge reads.
    *
-   * With a platform database, classifies each of them (bound_live, bound_terminal, orphan)
-   * and counts only orphans as stuck; a failed or implausible platform check classifies
-   * nothing as orphan. Returns the orphans to reclaim only when reclamation is enabled.
+   * With a platform database, advances the classification sweep by one pass's budget (see
+   * src/platform/sweep.ts) and reports what the reaper's own table knows: classes per type,
+   * and orphans as stuck. While the platform check fails, nothing is an orphan and the stuck
+   * gauge has no series; the activity still returns (a slow or failing platform never fails
+   * the pass). Returns the orphans to reclaim only when reclamation is enabled.
    */
   return async function reportStuckAssigned(): Promise<StuckAssignedReport> {
     if (platform === undefined) {
@@ -28,27 +30,47 @@ export function reportStuckAssignedActivity(deps: ActivityDeps) {
       return { stuck, platformCheck: { status: 'not_configured' } };
     }
 
-    const items = await store.listStuckAssigned(settings.stuckAssignedGraceMs);
-    const result = await classifyAgainstPlatform({ platform, metrics, log }, items);
+    const reclamation = orphanReclamation(deps);
+    const result = await sweepStuckAssigned(
+      { pool: store.pool, platform, metrics, log },
+      {
+        graceMs: settings.stuckAssignedGraceMs,
+        ...(settings.platformSweepBudgetMs === undefined ? {} : { budgetMs: settings.platformSweepBudgetMs }),
+        ...(settings.platformReverifyMs === undefined ? {} : { reverifyMs: settings.platformReverifyMs }),
+        ...(settings.platformSweepSliceRows === undefined
+          ? {}
+          : { sliceRows: settings.platformSweepSliceRows }),
+      },
+      {
+        listOrphans: MAX_ORPHANS_LISTED,
+        // Oldest first; a failed check names no orphans, so there is nothing to reclaim.
+        ...(reclamation
+          ? {
+              reclaim: {
+                minAgeMs: reclamation.graceMs,
+                limit: Math.min(settings.batchLimit, MAX_ORPHANS_RECLAIMED_PER_PASS),
+              },
+            }
+          : {}),
+      },
+    );
     const platformCheck: PlatformCheckStatus = result.failure
       ? { status: 'failed', reason: result.failure.reason, message: result.failure.message }
       : { status: 'ok' };
-    const stuck = withKnownTypes(result.stuck);
-    const reclamation = orphanReclamation(deps);
-    // Oldest first (the listing's order); a failed check has no orphans, so nothing to reclaim.
-    const reclaimable = reclamation
-      ? result.orphans
-          .filter((o) => !o.quarantined && o.ageMs >= reclamation.graceMs)
-          .slice(0, Math.min(settings.batchLimit, MAX_ORPHANS_RECLAIMED_PER_PASS))
-          .map(toAssignedRef)
-      : undefined;
+    const reclaimable = reclamation ? (result.reclaimable ?? []).map(toAssignedRef) : undefined;
     const orphans = {
-      total: result.orphans.length,
-      items: result.orphans.slice(0, MAX_ORPHANS_LISTED).map(toAssignedRef),
+      total: result.orphans,
+      items: result.orphanItems.map(toAssignedRef),
       reclaim: reclamation !== undefined,
     };
 
-    await store.writeState(STATE_KEYS.stuckAssigned, { stuck, classes: result.classes, platformCheck });
+    await store.writeState(STATE_KEYS.stuckAssigned, {
+      stuck: result.stuck,
+      classes: result.classes,
+      platformCheck,
+      sweep: result.progress,
+    });
+    log.debug({ event: 'pool_reaper.assigned_sweep', ...result.progress }, 'stuck assigned classification');
     if (orphans.total > 0) {
       log.info(
         {
@@ -66,7 +88,7 @@ export function reportStuckAssignedActivity(deps: ActivityDeps) {
       );
     }
     return {
-      stuck,
+      stuck: result.stuck,
       classes: result.classes,
       platformCheck,
       orphans,

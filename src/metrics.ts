@@ -1,7 +1,8 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
-import { PASS_FAILURE_REASONS, type PassSummary } from './shared/types';
+import { ownEntries } from './shared/keyed';
+import { PASS_FAILURE_REASONS, type PassSummary, PLATFORM_CHECK_FAILURE_REASONS } from './shared/types';
 import type { BacklogRow } from './store/pool-store';
 
 /**
@@ -95,13 +96,16 @@ export function createMetrics(readSnapshot?: SnapshotReader, options: MetricsOpt
 
   new Gauge({
     name: METRIC_NAMES.stuckAssigned,
-    help: 'Assigned pool items older than the stuck grace (orphans only when the platform database is configured).',
+    help:
+      'Assigned pool items older than the stuck grace (orphans only when the platform database is configured; ' +
+      'no series while the platform check fails).',
     labelNames: ['resource_type'] as const,
     registers: [registry],
     async collect() {
       this.reset();
       const snap = await snapshot();
-      for (const [type, n] of Object.entries(snap?.stuckAssigned ?? {})) this.set({ resource_type: type }, n);
+      // No entry, no series: while the platform check fails, orphans are not known.
+      for (const [type, n] of ownEntries(snap?.stuckAssigned)) this.set({ resource_type: type }, n);
     },
   });
 
@@ -115,8 +119,8 @@ export function createMetrics(readSnapshot?: SnapshotReader, options: MetricsOpt
     async collect() {
       this.reset();
       const snap = await snapshot();
-      for (const [type, classes] of Object.entries(snap?.assignedItems ?? {})) {
-        for (const [cls, n] of Object.entries(classes)) this.set({ resource_type: type, class: cls }, n);
+      for (const [type, classes] of ownEntries(snap?.assignedItems)) {
+        for (const [cls, n] of ownEntries(classes)) this.set({ resource_type: type, class: cls }, n);
       }
     },
   });
@@ -129,7 +133,7 @@ export function createMetrics(readSnapshot?: SnapshotReader, options: MetricsOpt
     async collect() {
       this.reset();
       const snap = await snapshot();
-      for (const [type, n] of Object.entries(snap?.quarantined ?? {})) this.set({ resource_type: type }, n);
+      for (const [type, n] of ownEntries(snap?.quarantined)) this.set({ resource_type: type }, n);
     },
   });
 
@@ -157,6 +161,9 @@ export function createMetrics(readSnapshot?: SnapshotReader, options: MetricsOpt
     labelNames: ['reason'] as const,
     registers: [registry],
   });
+  // Every reason from 0: the first failure after a start is then an increase that
+  // PoolPlatformCheckFailing sees, not the first sample of a new series.
+  for (const reason of PLATFORM_CHECK_FAILURE_REASONS) platformCheckFailures.inc({ reason }, 0);
 
   const passFailures = new Counter({
     name: METRIC_NAMES.passFailures,

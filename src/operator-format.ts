@@ -30,7 +30,11 @@ export function formatSummary(s: PassSummary): string {
     `  listed ${s.listed}${s.batchFull ? ` (batch full at ${s.batchLimit}: more are waiting)` : ''}`,
     `  reaped ${s.reaped}, refused ${s.refused}, deprovision errors ${s.deprovisionErrors}, ` +
       `delete errors ${s.deleteErrors}, skipped ${s.skipped}${s.deferred ? `, deferred ${s.deferred}` : ''}`,
-    `  stuck assigned: ${formatStuck(s.stuckAssigned)}`,
+    `  stuck assigned: ${
+      s.platformCheck?.status === 'failed'
+        ? `unknown (platform check failed: ${s.platformCheck.reason}; nothing treated as orphan)`
+        : formatStuck(s.stuckAssigned)
+    }`,
     `  took ${formatDuration(s.durationMs)} (${s.startedAt} → ${s.finishedAt})`,
   ];
   for (const c of s.clusterFailures ?? [])

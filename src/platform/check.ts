@@ -1,14 +1,7 @@
 import type { Logger } from '../logger';
 import type { ReaperMetrics } from '../metrics';
 import type { PlatformCheckFailureReason } from '../shared/types';
-import {
-  type ClassifiableItem,
-  type Classification,
-  checkPlausible,
-  classifyItems,
-  classOf,
-  type PlausibilityFailure,
-} from './classify';
+import { checkPlausible, classOf, type PlausibilityFailure } from './classify';
 import { type PlatformLookup, platformErrorMessage, platformErrorReason } from './platform-store';
 
 /** Where a check ran, for the log line of a failure. */
@@ -20,7 +13,8 @@ interface CheckDeps {
   readonly log: Logger;
 }
 
-function reportFailure(deps: CheckDeps, site: PlatformCheckSite, failure: PlausibilityFailure): void {
+/** Counts a fail-closed check and logs it once. */
+export function reportFailure(deps: CheckDeps, site: PlatformCheckSite, failure: PlausibilityFailure): void {
   deps.metrics.platformCheckFailures.inc({ reason: failure.reason });
   deps.log.warn(
     { event: 'pool_reaper.platform_check.failed', site, reason: failure.reason, error: failure.message },
@@ -39,20 +33,6 @@ async function readInventory(deps: CheckDeps, tokens: readonly string[]) {
     };
     return failure;
   }
-}
-
-/** Classifies stuck assigned items; a failure is counted, logged and classifies nothing as orphan. */
-export async function classifyAgainstPlatform<T extends ClassifiableItem>(
-  deps: CheckDeps,
-  items: readonly T[],
-): Promise<Classification<T>> {
-  const inventory = await readInventory(
-    deps,
-    items.map((i) => i.poolToken),
-  );
-  const result = classifyItems(items, inventory);
-  if (result.failure) reportFailure(deps, 'classify', result.failure);
-  return result;
 }
 
 export type OrphanVerdict =

@@ -1,3 +1,4 @@
+import { countsByType, keyedRecord } from '../shared/keyed';
 import {
   ASSIGNED_CLASSES,
   type AssignedClass,
@@ -7,7 +8,7 @@ import {
 
 /**
  * Pure classification of stuck assigned pool items against what the platform database
- * says, and the plausibility rule that makes it fail closed. No I/O here.
+ * says, and the rules that make it fail closed. No I/O here.
  */
 
 /** Resource statuses the platform treats as finished; anything else counts as live. */
@@ -57,70 +58,73 @@ export function checkPlausible(
   return undefined;
 }
 
+/** A resource status that keeps its pool item bound: anything not terminal (unknown ones too). */
+export function isLiveStatus(status: string | null | undefined): boolean {
+  return !TERMINAL_STATUSES.includes(
+    String(status ?? '')
+      .trim()
+      .toLowerCase(),
+  );
+}
+
 /** No binding: orphan. Any live (or unrecognised) binding: bound_live. Only terminal ones: bound_terminal. */
 export function classOf(statuses: readonly string[] | undefined): Exclude<AssignedClass, 'unknown'> {
   if (statuses === undefined || statuses.length === 0) return 'orphan';
-  const terminal = statuses.every((s) => TERMINAL_STATUSES.includes(s.trim().toLowerCase()));
-  return terminal ? 'bound_terminal' : 'bound_live';
+  return statuses.some(isLiveStatus) ? 'bound_live' : 'bound_terminal';
 }
 
 export type ClassCounts = Record<string, Record<AssignedClass, number>>;
 
-/** Every known type and every class present, so a series that went to zero is exported as 0. */
-export function emptyClassCounts(): ClassCounts {
-  const counts: ClassCounts = {};
-  for (const type of RESOURCE_TYPES) counts[type] = zeroClasses();
-  return counts;
-}
-
 function zeroClasses(): Record<AssignedClass, number> {
-  return Object.fromEntries(ASSIGNED_CLASSES.map((c) => [c, 0])) as Record<AssignedClass, number>;
+  const classes = keyedRecord<number>() as Record<AssignedClass, number>;
+  for (const cls of ASSIGNED_CLASSES) classes[cls] = 0;
+  return classes;
 }
 
-export interface ClassifiableItem {
+/** One row of a per-type, per-class count (e.g. a GROUP BY over the reaper's own table). */
+export interface ClassCountRow {
   readonly resourceType: string;
-  readonly poolToken: string;
+  /** Anything not a known class counts as `unknown`. */
+  readonly cls: string;
+  readonly n: number;
 }
 
-export interface Classification<T extends ClassifiableItem> {
-  /** Per type and class (every known type, every class). */
+export interface AssignedTally {
+  /** Per type and class: every known type and every class present (0 when none). */
   readonly classes: ClassCounts;
-  /** The stuck gauge's value: orphans per type (every known type). */
+  /**
+   * The stuck gauge's value: orphans per type (every known type present) when the platform
+   * check succeeded; EMPTY when it failed, so the gauge has no series: an item nobody could
+   * classify is not reported as an orphan, nor as "0 orphans".
+   */
   readonly stuck: Record<string, number>;
-  /** The orphans, in input order. */
-  readonly orphans: T[];
-  /** Set when the check failed closed: then nothing is an orphan and every item is `unknown`. */
-  readonly failure?: PlausibilityFailure;
-}
-
-function stuckFrom(classes: ClassCounts, cls: AssignedClass | 'all'): Record<string, number> {
-  return Object.fromEntries(
-    Object.entries(classes).map(([type, c]) => [
-      type,
-      cls === 'all' ? Object.values(c).reduce((a, b) => a + b, 0) : c[cls],
-    ]),
-  );
+  /** Orphans counted (0 when the check failed). */
+  readonly orphans: number;
 }
 
 /**
- * Classifies items against an inventory (or a failure reading it). On failure, or when the
- * inventory is implausible, nothing is an orphan: every item is `unknown`, and the stuck
- * count falls back to every stuck assigned item, as when no platform database is configured.
+ * Folds per-type class counts into the report's shape. When the platform check failed, no
+ * count is an orphan: earlier orphan verdicts were not confirmed now, so they count as
+ * `unknown`, like every item never classified; bound items stay bound (a binding, once seen,
+ * is re-verified on its own schedule). Every map is prototype-free: a type named `__proto__`
+ * is an ordinary key.
  */
-export function classifyItems<T extends ClassifiableItem>(
-  items: readonly T[],
-  inventory: PlatformInventory | PlausibilityFailure,
-): Classification<T> {
-  const classes = emptyClassCounts();
-  const failure = 'reason' in inventory ? inventory : checkPlausible(inventory, items.length);
-  const bindings = 'reason' in inventory || failure !== undefined ? undefined : inventory.bindings;
-  const orphans: T[] = [];
-  for (const item of items) {
-    const cls: AssignedClass = bindings === undefined ? 'unknown' : classOf(bindings.get(item.poolToken));
-    classes[item.resourceType] ??= zeroClasses();
-    classes[item.resourceType]![cls] += 1;
-    if (cls === 'orphan') orphans.push(item);
+export function tallyAssigned(rows: Iterable<ClassCountRow>, checkFailed: boolean): AssignedTally {
+  const classes = keyedRecord<Record<AssignedClass, number>>();
+  for (const type of RESOURCE_TYPES) classes[type] = zeroClasses();
+  let orphans = 0;
+  for (const row of rows) {
+    const known = (ASSIGNED_CLASSES as readonly string[]).includes(row.cls)
+      ? (row.cls as AssignedClass)
+      : 'unknown';
+    const cls: AssignedClass = checkFailed && known === 'orphan' ? 'unknown' : known;
+    const perType = classes[row.resourceType] ?? zeroClasses();
+    classes[row.resourceType] = perType;
+    perType[cls] += row.n;
+    if (cls === 'orphan') orphans += row.n;
   }
-  if (failure !== undefined) return { classes, stuck: stuckFrom(classes, 'all'), orphans: [], failure };
-  return { classes, stuck: stuckFrom(classes, 'orphan'), orphans };
+  const stuck = checkFailed
+    ? keyedRecord<number>()
+    : countsByType(Object.entries(classes).map(([type, c]) => [type, c.orphan] as const));
+  return { classes, stuck, orphans };
 }

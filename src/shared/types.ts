@@ -140,13 +140,19 @@ export interface ListStaleFailedResult {
 export const ASSIGNED_CLASSES = ['bound_live', 'bound_terminal', 'orphan', 'unknown'] as const;
 export type AssignedClass = (typeof ASSIGNED_CLASSES)[number];
 
-/** Why a platform check failed closed; the `reason` label of instant_pool_platform_check_failures_total. */
-export type PlatformCheckFailureReason =
-  | 'connection'
-  | 'timeout'
-  | 'query'
-  | 'empty_inventory'
-  | 'no_bindings';
+/**
+ * Why a platform check failed closed; the `reason` label of
+ * instant_pool_platform_check_failures_total (every one exported from 0, so the first failure
+ * is an increase the alert sees).
+ */
+export const PLATFORM_CHECK_FAILURE_REASONS = [
+  'connection',
+  'timeout',
+  'query',
+  'empty_inventory',
+  'no_bindings',
+] as const;
+export type PlatformCheckFailureReason = (typeof PLATFORM_CHECK_FAILURE_REASONS)[number];
 
 export type PlatformCheckStatus =
   | { readonly status: 'not_configured' }
@@ -181,8 +187,9 @@ export interface OrphanAudit {
 
 export interface StuckAssignedReport {
   /**
-   * Per resource type; every known type present, 0 when none. Orphans only when the
-   * platform check succeeded; every stuck assigned item otherwise.
+   * Per resource type; every known type present, 0 when none. Without a platform database:
+   * every stuck assigned item. With one: only orphans, and EMPTY (no series) while the
+   * platform check fails, since nobody can tell then which items are orphans.
    */
   readonly stuck: Readonly<Record<string, number>>;
   /** Per type and class; absent when no platform database is configured. */

@@ -1,6 +1,6 @@
 import pg from 'pg';
-import type { ClusterDown, ListedItem } from '../shared/types';
-import { type AssignedItemRef, type PoolItemRef, RESOURCE_TYPES } from '../shared/types';
+import { countsByType } from '../shared/keyed';
+import type { ClusterDown, ListedItem, PoolItemRef } from '../shared/types';
 import { inTransaction } from './checked-out-client';
 import { CLUSTER_SQL, FAILED_SINCE_SQL, secs, staleFailedSql } from './predicates';
 
@@ -79,12 +79,6 @@ export type RowExpectation =
   | { readonly status: 'failed'; readonly graceMs: number }
   | { readonly status: 'assigned'; readonly graceMs: number; readonly assignedAt: string };
 
-/** A stuck assigned row, as the orphan audit lists it. */
-export interface StuckAssignedRow extends AssignedItemRef {
-  /** Left out of reclamation after repeated needs-an-operator failures. */
-  readonly quarantined: boolean;
-}
-
 interface LockedRow {
   status: string;
   pool_token: string;
@@ -118,9 +112,6 @@ function rowMismatch(
   return undefined;
 }
 
-/** assigned_at as ISO 8601 in UTC with microseconds, so it compares exactly when sent back. */
-const ASSIGNED_AT_TEXT = `to_char(p.assigned_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
-
 function toRef(row: {
   id: string;
   resource_type: string;
@@ -135,11 +126,17 @@ function toRef(row: {
   };
 }
 
-/** Per type, with every known type present so a type that went to zero is exported as 0. */
-export function withKnownTypes(counts: Record<string, number>): Record<string, number> {
-  const all: Record<string, number> = {};
-  for (const type of RESOURCE_TYPES) all[type] = 0;
-  return { ...all, ...counts };
+/**
+ * Per type, with every known type present so a type that went to zero is exported as 0.
+ * Prototype-free: a resource_type of `__proto__` is an ordinary key.
+ */
+export function withKnownTypes(counts: Readonly<Record<string, number>>): Record<string, number> {
+  return countsByType(Object.entries(counts));
+}
+
+/** `resource_type, n` rows of a GROUP BY as counts per type (every known type present). */
+function countsOf(rows: readonly { resource_type: string; n: string }[]): Record<string, number> {
+  return countsByType(rows.map((r) => [r.resource_type, Number(r.n)] as const));
 }
 
 /**
@@ -383,35 +380,6 @@ export class PoolStore {
     return rowCount ?? 0;
   }
 
-  /** Every assigned row older than the stuck grace, oldest first: small records, never connection URLs. */
-  async listStuckAssigned(graceMs: number): Promise<StuckAssignedRow[]> {
-    const { rows } = await this.pool.query<{
-      id: string;
-      resource_type: string;
-      pool_token: string;
-      provider_resource_id: string;
-      assigned_at: string;
-      age_ms: number;
-      quarantined: boolean;
-    }>(
-      `SELECT p.id, p.resource_type, p.pool_token, p.provider_resource_id,
-              ${ASSIGNED_AT_TEXT} AS assigned_at,
-              (extract(epoch FROM now() - p.assigned_at) * 1000)::float8 AS age_ms,
-              EXISTS (SELECT 1 FROM pool_reaper_item_failures f
-                       WHERE f.item_id = p.id AND f.quarantined_at IS NOT NULL) AS quarantined
-         FROM pool_items p
-        WHERE p.status = 'assigned' AND p.assigned_at < now() - make_interval(secs => $1)
-        ORDER BY p.assigned_at ASC, p.id`,
-      [secs(graceMs)],
-    );
-    return rows.map((r) => ({
-      ...toRef(r),
-      assignedAt: r.assigned_at,
-      ageMs: Math.round(r.age_ms),
-      quarantined: r.quarantined,
-    }));
-  }
-
   async countStuckAssigned(graceMs: number): Promise<Record<string, number>> {
     const { rows } = await this.pool.query<{ resource_type: string; n: string }>(
       `SELECT resource_type, count(*) AS n FROM pool_items
@@ -419,7 +387,7 @@ export class PoolStore {
         GROUP BY resource_type`,
       [secs(graceMs)],
     );
-    return withKnownTypes(Object.fromEntries(rows.map((r) => [r.resource_type, Number(r.n)])));
+    return countsOf(rows);
   }
 
   /** Counts one needs-an-operator failure; quarantines the row at the threshold. */
@@ -619,7 +587,7 @@ export class PoolStore {
         WHERE f.quarantined_at IS NOT NULL AND p.status = 'failed'
         GROUP BY p.resource_type`,
     );
-    return withKnownTypes(Object.fromEntries(rows.map((r) => [r.resource_type, Number(r.n)])));
+    return countsOf(rows);
   }
 
   async writeState(key: string, value: unknown): Promise<void> {

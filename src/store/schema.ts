@@ -110,6 +110,84 @@ export const MIGRATIONS: readonly Migration[] = [
          ON pool_items ((COALESCE(assigned_at, created_at))) WHERE status = 'failed'`,
     ],
   },
+  {
+    version: 6,
+    name: 'reaper-owned classification of stuck assigned items (what the platform said, and the sweep reading it)',
+    statements: [
+      // One row per stuck assigned pool item (as the last sync saw it) and what the platform
+      // last said about it, so a pass asks the platform only a slice at a time and a bound
+      // item is written again only when its re-verification falls due. UNLOGGED: it is a cache
+      // of what can always be read again (no WAL for a million rows written on a first sweep);
+      // after a crash Postgres empties it, and every item is simply `unknown` (never an
+      // orphan) until the next complete sweep. fillfactor leaves room for the in-place (HOT)
+      // updates of re-verification.
+      `CREATE UNLOGGED TABLE IF NOT EXISTS pool_reaper_assigned (
+        item_id uuid PRIMARY KEY,
+        pool_token text NOT NULL,
+        token_key text NOT NULL,
+        resource_type text NOT NULL,
+        assigned_at timestamptz NOT NULL,
+        class text NOT NULL DEFAULT 'unknown'
+          CHECK (class IN ('unknown', 'bound_live', 'bound_terminal', 'orphan')),
+        seen_sweep bigint,
+        verified_at timestamptz,
+        verify_after timestamptz
+      ) WITH (fillfactor = 80)`,
+      `CREATE INDEX IF NOT EXISTS idx_pool_reaper_assigned_token ON pool_reaper_assigned (token_key)`,
+      `CREATE INDEX IF NOT EXISTS idx_pool_reaper_assigned_orphans
+         ON pool_reaper_assigned (assigned_at) WHERE class = 'orphan'`,
+      // Items per type and class, kept by the trigger below in the same transaction as every
+      // change, so a pass reads a handful of rows instead of counting a million.
+      `CREATE UNLOGGED TABLE IF NOT EXISTS pool_reaper_assigned_counts (
+        resource_type text NOT NULL,
+        class text NOT NULL,
+        n bigint NOT NULL,
+        PRIMARY KEY (resource_type, class)
+      )`,
+      `CREATE OR REPLACE FUNCTION pool_reaper_assigned_count() RETURNS trigger LANGUAGE plpgsql AS $fn$
+       BEGIN
+         IF TG_OP IN ('UPDATE', 'DELETE') THEN
+           INSERT INTO pool_reaper_assigned_counts AS c (resource_type, class, n)
+           SELECT resource_type, class, -count(*) FROM old_rows GROUP BY 1, 2
+           ON CONFLICT (resource_type, class) DO UPDATE SET n = c.n + EXCLUDED.n;
+         END IF;
+         IF TG_OP IN ('UPDATE', 'INSERT') THEN
+           INSERT INTO pool_reaper_assigned_counts AS c (resource_type, class, n)
+           SELECT resource_type, class, count(*) FROM new_rows GROUP BY 1, 2
+           ON CONFLICT (resource_type, class) DO UPDATE SET n = c.n + EXCLUDED.n;
+         END IF;
+         RETURN NULL;
+       END
+       $fn$`,
+      'DROP TRIGGER IF EXISTS pool_reaper_assigned_count_insert ON pool_reaper_assigned',
+      `CREATE TRIGGER pool_reaper_assigned_count_insert AFTER INSERT ON pool_reaper_assigned
+         REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION pool_reaper_assigned_count()`,
+      'DROP TRIGGER IF EXISTS pool_reaper_assigned_count_update ON pool_reaper_assigned',
+      `CREATE TRIGGER pool_reaper_assigned_count_update AFTER UPDATE ON pool_reaper_assigned
+         REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+         FOR EACH STATEMENT EXECUTE FUNCTION pool_reaper_assigned_count()`,
+      'DROP TRIGGER IF EXISTS pool_reaper_assigned_count_delete ON pool_reaper_assigned',
+      `CREATE TRIGGER pool_reaper_assigned_count_delete AFTER DELETE ON pool_reaper_assigned
+         REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION pool_reaper_assigned_count()`,
+      // The one sweep in progress: which phase, how far, and what it has seen so far. Unlogged
+      // with the table it describes, so a crash empties both together.
+      `CREATE UNLOGGED TABLE IF NOT EXISTS pool_reaper_sweep (
+        singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
+        sweep bigint NOT NULL,
+        phase text NOT NULL CHECK (phase IN ('sync', 'scan')),
+        cursor text,
+        started_at timestamptz NOT NULL,
+        scan_started_at timestamptz,
+        resources_seen bigint NOT NULL DEFAULT 0,
+        bindings_seen bigint NOT NULL DEFAULT 0,
+        sync_rows integer NOT NULL,
+        scan_rows integer NOT NULL,
+        completed_sweep bigint,
+        completed_at timestamptz,
+        updated_at timestamptz NOT NULL DEFAULT now()
+      )`,
+    ],
+  },
 ];
 
 /** The schema version this code needs; `pool-reaper worker` refuses to start on an older one. */

@@ -29,16 +29,17 @@ export type DropAction =
   | 'acl_deluser'
   | 'unlink_keys';
 
-const RESOURCE_TYPE_NAMES: Readonly<Record<string, string>> = {
-  postgres: 'RESOURCE_TYPE_POSTGRES',
-  redis: 'RESOURCE_TYPE_REDIS',
-  mongodb: 'RESOURCE_TYPE_MONGODB',
-  queue: 'RESOURCE_TYPE_QUEUE',
-};
+/** A Map, not an object literal: the key comes from a row, and `__proto__` must not find Object.prototype. */
+const RESOURCE_TYPE_NAMES: ReadonlyMap<string, string> = new Map([
+  ['postgres', 'RESOURCE_TYPE_POSTGRES'],
+  ['redis', 'RESOURCE_TYPE_REDIS'],
+  ['mongodb', 'RESOURCE_TYPE_MONGODB'],
+  ['queue', 'RESOURCE_TYPE_QUEUE'],
+]);
 
 /** `postgres` → `RESOURCE_TYPE_POSTGRES`; anything unknown → `RESOURCE_TYPE_UNSPECIFIED`. */
 export function auditResourceType(resourceType: string): string {
-  return RESOURCE_TYPE_NAMES[resourceType] ?? 'RESOURCE_TYPE_UNSPECIFIED';
+  return RESOURCE_TYPE_NAMES.get(resourceType) ?? 'RESOURCE_TYPE_UNSPECIFIED';
 }
 
 export interface ItemAudit {

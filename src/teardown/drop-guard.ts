@@ -227,3 +227,34 @@ export function legacyRedisUserFor(token: string): string {
   assertDroppableRole(name, 'redis_user');
   return name;
 }
+
+/**
+ * The legacy alias of a token the guard already accepted, or the guard's refusal of that one
+ * name. A valid token can still have a reserved alias (`postgres-…` gives `usr_postgres`):
+ * the original guard refused the name it was asked to drop, not the whole item, so the
+ * caller skips that name (audited) and tears down the rest.
+ */
+export type LegacyRedisAlias =
+  | { readonly name: string; readonly refused?: undefined }
+  | { readonly name: string; readonly refused: DropRefusedError };
+
+export function legacyRedisAliasOf(token: string): LegacyRedisAlias {
+  assertSafeToken(token);
+  const name = `usr_${token.slice(0, LEGACY_REDIS_USER_CHARS)}`;
+  try {
+    assertDroppableRole(name, 'redis_user');
+    return { name };
+  } catch (err) {
+    if (err instanceof DropRefusedError) return { name, refused: err };
+    throw err;
+  }
+}
+
+/**
+ * True when the token is at most LEGACY_REDIS_USER_CHARS long: then its own user `usr_<token>`
+ * is also the legacy alias of every longer token starting with it, so its name alone does not
+ * prove it is this item's.
+ */
+export function redisUserIsShared(token: string): boolean {
+  return token.length <= LEGACY_REDIS_USER_CHARS;
+}

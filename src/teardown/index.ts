@@ -7,10 +7,13 @@ export {
   DATABASE_PREFIXES,
   databaseNameFor,
   LEGACY_REDIS_USER_CHARS,
+  type LegacyRedisAlias,
+  legacyRedisAliasOf,
   legacyRedisUserFor,
   MAX_NAME_BYTES,
   RESERVED_TOKENS,
   redisUserFor,
+  redisUserIsShared,
   roleNameFor,
   SYSTEM_DATABASES,
   SYSTEM_ROLES,
@@ -45,7 +48,12 @@ export {
   type PostgresPlan,
   type TeardownCallOptions,
 } from './postgres';
-export { teardownQueueItem } from './queue';
+export {
+  createQueueBackend,
+  type QueueBackend,
+  type QueueBackendOptions,
+  teardownQueueItem,
+} from './queue';
 export {
   createRedisBackend,
   escapeRedisGlob,

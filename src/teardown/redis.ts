@@ -3,9 +3,10 @@ import type { Logger } from '../logger';
 import { clusterOf } from '../shared/clusters';
 import type { PoolItemRef, TeardownResult } from '../shared/types';
 import { auditFor, type ItemAudit } from './audit';
-import { assertSafeToken, legacyRedisUserFor, redisUserFor } from './drop-guard';
+import { assertSafeToken, legacyRedisAliasOf, redisUserFor, redisUserIsShared } from './drop-guard';
 import {
   classifyRedisError,
+  type DropRefusedError,
   isRefusal,
   TeardownLedger,
   TransientTeardownError,
@@ -16,6 +17,9 @@ import type { TeardownCallOptions } from './postgres';
 /**
  * Redis teardown: ACL users first (DELUSER also closes their connections, so nothing
  * re-creates keys mid-teardown), then SCAN + UNLINK of `<token>:*`, then a confirming scan.
+ * A user name other tokens may share (the legacy alias, or the own user of a token of 8
+ * characters or fewer) is deleted only when its key patterns are exactly this token's; a
+ * legacy alias the guard refuses is skipped (audited), never the whole item.
  * One ioredis client per cluster id, created on first use.
  */
 
@@ -33,8 +37,19 @@ export interface RedisBackendOptions {
 
 export interface RedisPlan {
   readonly cluster: string;
+  /** `usr_<token>`: always this token's by name, unless `userShared`. */
   readonly user: string;
-  readonly legacyUser: string;
+  /**
+   * The token has at most 8 characters, so `user` is also the legacy alias of every longer
+   * token that starts with it: deleted only when its key patterns are exactly this token's.
+   */
+  readonly userShared: boolean;
+  /** The legacy alias `usr_<first 8 characters>`, when it is another name than `user`. */
+  readonly legacy?: {
+    readonly name: string;
+    /** The guard refused this one name (e.g. `usr_postgres`): it is never touched. */
+    readonly refused?: DropRefusedError;
+  };
   readonly keyPattern: string;
 }
 
@@ -98,15 +113,27 @@ export function createRedisBackend(options: RedisBackendOptions): RedisBackend {
     return client;
   }
 
+  /**
+   * The names this item may free. Refusing the token or the item's own user refuses the item;
+   * a refused legacy alias is only that name's refusal (audited by the teardown that skips it).
+   */
   function plan(item: PoolItemRef, audit: ItemAudit): RedisPlan & { url: string } {
     try {
       assertSafeToken(item.poolToken);
       const user = redisUserFor(item.poolToken);
-      const legacyUser = legacyRedisUserFor(item.poolToken);
+      const userShared = redisUserIsShared(item.poolToken);
+      const alias = legacyRedisAliasOf(item.poolToken);
       const cluster = clusterOf(item.providerResourceId);
       const url = clusters.get(cluster);
       if (url === undefined) throw new UnknownClusterError(cluster, 'redis');
-      return { cluster, user, legacyUser, keyPattern: `${escapeRedisGlob(item.poolToken)}:*`, url };
+      return {
+        cluster,
+        user,
+        userShared,
+        ...(alias.name === user ? {} : { legacy: alias }),
+        keyPattern: `${escapeRedisGlob(item.poolToken)}:*`,
+        url,
+      };
     } catch (err) {
       if (isRefusal(err)) audit.refused(err);
       throw err;
@@ -115,7 +142,7 @@ export function createRedisBackend(options: RedisBackendOptions): RedisBackend {
 
   async function teardown(item: PoolItemRef, callOptions: TeardownCallOptions = {}): Promise<TeardownResult> {
     const audit = auditFor(callOptions.log ?? log, item);
-    const { cluster, user, legacyUser, keyPattern, url } = plan(item, audit);
+    const { cluster, user, userShared, legacy, keyPattern, url } = plan(item, audit);
     if (closed) throw new TransientTeardownError('the redis teardown backend is closed');
     const progress = callOptions.onProgress ?? (() => {});
     const token = item.poolToken;
@@ -123,10 +150,9 @@ export function createRedisBackend(options: RedisBackendOptions): RedisBackend {
     const ledger = new TeardownLedger(item.resourceType, token, cluster);
     const keysObject = `keys ${token}:*`;
     const userObject = `acl user ${user}`;
-    const legacyObject = `acl user ${legacyUser} (legacy)`;
-    const hasLegacy = legacyUser !== user;
+    const legacyObject = legacy ? `acl user ${legacy.name} (legacy)` : undefined;
     ledger.set(userObject, 'unknown');
-    if (hasLegacy) ledger.set(legacyObject, 'unknown');
+    if (legacyObject) ledger.set(legacyObject, 'unknown');
     ledger.set(keysObject, 'unknown');
     const client = clientFor(cluster, url);
 
@@ -144,6 +170,25 @@ export function createRedisBackend(options: RedisBackendOptions): RedisBackend {
       audit.drop('acl_deluser', name);
       const deleted = Number(await command('acl_deluser', name, () => client.call('ACL', 'DELUSER', name)));
       ledger.set(object, deleted > 0 ? 'dropped' : 'absent');
+    };
+    /**
+     * A user name other tokens share (the legacy alias, or the user of a short token) is
+     * deleted only when its keys are exactly this token's: `~<token>:*`, nothing else.
+     */
+    const delUserIfOwned = async (name: string, object: string) => {
+      const reply = await getUser(name);
+      if (reply === null) {
+        ledger.set(object, 'absent');
+        return;
+      }
+      const { patterns, allKeys, selectors } = aclKeyPatterns(reply);
+      const own = `~${keyPrefix}*`;
+      if (!allKeys && selectors === 0 && patterns.length === 1 && patterns[0] === own) {
+        await delUser(name, object);
+      } else {
+        const seen = allKeys ? 'allkeys' : patterns.join(' ') || 'none';
+        ledger.set(object, 'kept', `key patterns "${seen}" are not exactly "${own}"`);
+      }
     };
 
     /** One full SCAN of the item's keys; `unlink` removes each batch as it comes. */
@@ -172,25 +217,21 @@ export function createRedisBackend(options: RedisBackendOptions): RedisBackend {
       return total;
     };
 
-    // (1) ACL users: the canonical one always (it is this token's by name) ...
+    // (1) ACL users. The item's own user is this token's by name, unless the token is so short
+    // that the name is also the legacy alias of longer tokens ...
     progress('acl_deluser');
-    if ((await getUser(user)) === null) ledger.set(userObject, 'absent');
+    if (userShared) await delUserIfOwned(user, userObject);
+    else if ((await getUser(user)) === null) ledger.set(userObject, 'absent');
     else await delUser(user, userObject);
-    // ... the legacy one only when its keys are exactly this token's: the name is shared by
-    // every token with the same first 8 characters.
-    if (hasLegacy) {
-      const reply = await getUser(legacyUser);
-      if (reply === null) {
-        ledger.set(legacyObject, 'absent');
+    // ... the legacy alias is shared by every token with the same first 8 characters. A name
+    // the guard refuses (`usr_postgres`) is never touched, not even read: the refusal is
+    // audited and the rest of the item is still freed.
+    if (legacy && legacyObject) {
+      if (legacy.refused) {
+        audit.refused(legacy.refused);
+        ledger.set(legacyObject, 'kept', `refused by the drop guard: ${legacy.refused.message}`);
       } else {
-        const { patterns, allKeys, selectors } = aclKeyPatterns(reply);
-        const own = `~${keyPrefix}*`;
-        if (!allKeys && selectors === 0 && patterns.length === 1 && patterns[0] === own) {
-          await delUser(legacyUser, legacyObject);
-        } else {
-          const seen = allKeys ? 'allkeys' : patterns.join(' ') || 'none';
-          ledger.set(legacyObject, 'kept', `key patterns "${seen}" are not exactly "${own}"`);
-        }
+        await delUserIfOwned(legacy.name, legacyObject);
       }
     }
 
@@ -203,10 +244,9 @@ export function createRedisBackend(options: RedisBackendOptions): RedisBackend {
     progress('confirm');
     const left = await scanKeys(false);
     const usersBack: string[] = [];
-    for (const [name, object] of [
-      [user, userObject],
-      [legacyUser, legacyObject],
-    ] as const) {
+    const users: [string, string][] = [[user, userObject]];
+    if (legacy && legacyObject) users.push([legacy.name, legacyObject]);
+    for (const [name, object] of users) {
       const state = ledger.state(object);
       if ((state === 'dropped' || state === 'absent') && (await getUser(name)) !== null) {
         ledger.set(object, 'present');
@@ -227,8 +267,8 @@ export function createRedisBackend(options: RedisBackendOptions): RedisBackend {
 
   return {
     preflight(item, callOptions = {}) {
-      const { cluster, user, legacyUser, keyPattern } = plan(item, auditFor(callOptions.log ?? log, item));
-      return { cluster, user, legacyUser, keyPattern };
+      const { url: _, ...rest } = plan(item, auditFor(callOptions.log ?? log, item));
+      return rest;
     },
     teardown,
     async close() {

@@ -3,7 +3,7 @@ import type { PoolItemRef, TeardownResult } from '../shared/types';
 import { auditFor } from './audit';
 import { UnsupportedResourceTypeError } from './errors';
 import { createPostgresBackend, type PostgresBackendOptions, type TeardownCallOptions } from './postgres';
-import { teardownQueueItem } from './queue';
+import { createQueueBackend } from './queue';
 import { createRedisBackend, type RedisBackendOptions } from './redis';
 
 export interface TeardownRegistryOptions {
@@ -18,6 +18,11 @@ export interface TeardownRegistryOptions {
   readonly postgres?: Pick<PostgresBackendOptions, 'statementTimeoutMs' | 'connectTimeoutMs' | 'dropRetry'>;
   /** Optional tuning of the Redis backend. */
   readonly redis?: Pick<RedisBackendOptions, 'scanCount' | 'commandTimeoutMs' | 'connectTimeoutMs'>;
+  /**
+   * Cluster ids a queue (shared NATS) item may name. Default: every id configured for
+   * Postgres or Redis (the shared NATS of a cluster sits beside them).
+   */
+  readonly queueClusters?: ReadonlySet<string>;
 }
 
 export interface TeardownRegistry {
@@ -49,6 +54,11 @@ export function createTeardownRegistry(options: TeardownRegistryOptions): Teardo
     log,
   });
   const redis = createRedisBackend({ ...options.redis, clusters: options.redisClusters, log });
+  const queue = createQueueBackend({
+    clusters:
+      options.queueClusters ?? new Set([...options.postgresClusters.keys(), ...options.redisClusters.keys()]),
+    log,
+  });
 
   function unsupported(item: PoolItemRef, itemLog: Logger = log): UnsupportedResourceTypeError {
     const type = String(item.resourceType);
@@ -74,6 +84,7 @@ export function createTeardownRegistry(options: TeardownRegistryOptions): Teardo
           redis.preflight(item, callOptions);
           return;
         case 'queue':
+          queue.preflight(item, callOptions);
           return;
         default:
           throw unsupported(item, callOptions.log);
@@ -86,7 +97,7 @@ export function createTeardownRegistry(options: TeardownRegistryOptions): Teardo
         case 'redis':
           return redis.teardown(item, callOptions);
         case 'queue':
-          return teardownQueueItem(item);
+          return queue.teardown(item, callOptions);
         default:
           throw unsupported(item, callOptions?.log);
       }

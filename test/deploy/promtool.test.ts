@@ -115,6 +115,10 @@ describe('the alert rules', () => {
     expect(byName.get('PoolItemsQuarantined')?.expr).toBe(
       'max(instant_pool_quarantined_items) by (resource_type) > 0',
     );
+    expect(byName.get('PoolPlatformCheckFailing')).toMatchObject({
+      expr: 'sum(increase(instant_pool_platform_check_failures_total[15m])) > 0',
+      for: '30m',
+    });
     expect(byName.get('PoolReapPassFailing')).toMatchObject({
       expr: 'sum by (reason) (increase(instant_pool_reap_pass_failures_total[30m])) >= 2',
       for: '5m',
@@ -126,6 +130,7 @@ describe('the alert rules', () => {
     expect([...byName.keys()].sort()).toEqual([
       'PoolClusterDown',
       'PoolItemsQuarantined',
+      'PoolPlatformCheckFailing',
       'PoolReapErrors',
       'PoolReapPassFailing',
       'PoolStuckAssigned',
@@ -133,7 +138,7 @@ describe('the alert rules', () => {
     ]);
   });
 
-  it('each carry a severity, a summary and a description naming a runbook that exists', () => {
+  it('each carry a severity, a summary and a runbook that exists (runbook_url, or the README)', () => {
     const docs = ['README.md']
       .map((f) => path.join(ROOT, f))
       .filter(existsSync)

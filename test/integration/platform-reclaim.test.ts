@@ -26,6 +26,8 @@ describe('opt-in orphan reclamation (REAPER_RECLAIM_ORPHANS=true, default 24h or
   let registry: TeardownRegistry;
   /** Runs after each platform inventory read returns, before its caller sees the answer. */
   let afterInventory: ((tokens: readonly string[]) => Promise<void>) | undefined;
+  /** Runs after each slice of the classification sweep is read, before the sweep sees it. */
+  let afterSweepRead: (() => Promise<void>) | undefined;
   const redis = testRedis();
   /** Items seeded by the current test: freed after it with plain SQL and Redis, never by the code under test. */
   const seeded: string[] = [];
@@ -43,6 +45,12 @@ describe('opt-in orphan reclamation (REAPER_RECLAIM_ORPHANS=true, default 24h or
           await afterInventory?.(tokens);
           return inventory;
         },
+        hasResources: (timeoutMs) => real.hasResources(timeoutMs),
+        async readResources(after, limit, timeoutMs) {
+          const slice = await real.readResources(after, limit, timeoutMs);
+          await afterSweepRead?.();
+          return slice;
+        },
       }),
     });
     registry = createTeardownRegistry({
@@ -54,6 +62,7 @@ describe('opt-in orphan reclamation (REAPER_RECLAIM_ORPHANS=true, default 24h or
   });
   afterEach(async () => {
     afterInventory = undefined;
+    afterSweepRead = undefined;
     for (const token of seeded.splice(0)) await cleanupToken(targets, token);
     await h.db.pool.query('DELETE FROM pool_items');
     await h.db.pool.query('DELETE FROM pool_reaper_item_failures');
@@ -157,10 +166,14 @@ describe('opt-in orphan reclamation (REAPER_RECLAIM_ORPHANS=true, default 24h or
   });
 
   it('race: a binding written right after classification is caught by recheckOrphan', async () => {
+    // Let any sweep an earlier test left half done finish, so this pass runs one whole sweep.
+    await h.runPass();
     const orphan = await seed('postgres', 48 * HOUR);
-    onInventoryRead(orphan.poolToken, 1, async () => {
+    // Classification reads `resources` in slices; the binding lands right after the last one.
+    afterSweepRead = async () => {
+      afterSweepRead = undefined;
       await platform.bind(orphan.poolToken);
-    });
+    };
 
     const { summary, handle } = await h.runPass();
 
@@ -174,7 +187,7 @@ describe('opt-in orphan reclamation (REAPER_RECLAIM_ORPHANS=true, default 24h or
     expect(await rowStatus(orphan.id)).toBe('assigned');
     expect(dropEvents(orphan.poolToken)).toEqual([]);
 
-    // The next pass sees it bound.
+    // The next pass sees it bound (the next sweep starts with it).
     afterInventory = undefined;
     const next = await h.runPass();
     expect(next.summary.assignedClasses?.['postgres']?.bound_live).toBe(1);
@@ -183,14 +196,15 @@ describe('opt-in orphan reclamation (REAPER_RECLAIM_ORPHANS=true, default 24h or
 
   it('race: a binding written after recheckOrphan is caught by the re-check under the row lock', async () => {
     const orphan = await seed('postgres', 48 * HOUR);
-    // Read 1: classification; read 2: recheckOrphan; read 3: deprovision, under the row lock.
-    const reads = onInventoryRead(orphan.poolToken, 2, async () => {
+    // Classification reads `resources` by slices, not by token. Read 1: recheckOrphan;
+    // read 2: deprovision, under the row lock.
+    const reads = onInventoryRead(orphan.poolToken, 1, async () => {
       await platform.bind(orphan.poolToken);
     });
 
     const { summary, handle } = await h.runPass();
 
-    expect(reads()).toBe(3);
+    expect(reads()).toBe(2);
     expect(summary.orphanReclaim).toMatchObject({ attempted: 1, reclaimed: 0, skipped: 1 });
     const order = await historyOrder(handle);
     expect(
@@ -207,7 +221,7 @@ describe('opt-in orphan reclamation (REAPER_RECLAIM_ORPHANS=true, default 24h or
 
   it('the platform emptied between recheck and teardown: the locked re-check fails closed', async () => {
     const orphan = await seed('postgres', 48 * HOUR);
-    onInventoryRead(orphan.poolToken, 2, async () => {
+    onInventoryRead(orphan.poolToken, 1, async () => {
       await platform.clear();
     });
     const failuresBefore =
@@ -233,7 +247,7 @@ describe('opt-in orphan reclamation (REAPER_RECLAIM_ORPHANS=true, default 24h or
 
   it('a Discard between recheck and teardown: the locked row check keeps the item', async () => {
     const orphan = await seed('postgres', 48 * HOUR);
-    onInventoryRead(orphan.poolToken, 2, async () => {
+    onInventoryRead(orphan.poolToken, 1, async () => {
       await h.db.pool.query(`UPDATE pool_items SET status = 'failed', assigned_at = now() WHERE id = $1`, [
         orphan.id,
       ]);
@@ -284,9 +298,14 @@ describe('opt-in orphan reclamation (REAPER_RECLAIM_ORPHANS=true, default 24h or
       poolToken,
       providerResourceId,
     });
+    /** assigned_at as the orphan audit lists it (ISO 8601, UTC, microseconds). */
     const listedAssignedAt = async (id: string) => {
-      const row = (await h.store.listStuckAssigned(h.settings.stuckAssignedGraceMs)).find((r) => r.id === id);
-      return row!.assignedAt;
+      const { rows } = await h.db.pool.query<{ at: string }>(
+        `SELECT to_char(assigned_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS at
+           FROM pool_items WHERE id = $1`,
+        [id],
+      );
+      return rows[0]!.at;
     };
 
     it('the conditional delete refuses a row whose assigned_at changed, even by a microsecond', async () => {

@@ -43,7 +43,11 @@ describe('platform database unreachable, reclamation on: fails closed', () => {
       orphan: 0,
       unknown: 1,
     });
-    expect(summary.stuckAssigned['postgres']).toBe(1);
+    // Fail closed: no orphan count at all, so the stuck gauge exports no series.
+    expect(summary.stuckAssigned).toEqual({});
+    expect(await h.metrics.registry.getSingleMetricAsString('instant_pool_stuck_assigned')).not.toContain(
+      'instant_pool_stuck_assigned{',
+    );
     const counted = await h.metrics.platformCheckFailures.get();
     expect(counted.values.find((v) => v.labels.reason === 'connection')?.value).toBe(1);
     expect(h.log.events('pool_reaper.platform_check.failed')[0]).toMatchObject({

@@ -97,12 +97,15 @@ describe('migrate against an existing provisioner table', () => {
       .sort();
     expect(tables).toEqual([
       'pool_items',
+      'pool_reaper_assigned',
+      'pool_reaper_assigned_counts',
       'pool_reaper_clusters',
       'pool_reaper_item_failures',
       'pool_reaper_migrations',
       'pool_reaper_passes',
       'pool_reaper_reaped',
       'pool_reaper_state',
+      'pool_reaper_sweep',
     ]);
     const indexes = (
       await db.pool.query(

@@ -61,16 +61,20 @@ interface RowSpec {
 function expectedOutcome(row: RowSpec, token: string, sharedWithLive: boolean): Expected {
   const stale = row.status === 'failed' && row.ageSec * 1000 > FAILED_GRACE_MS;
   if (!stale) return 'untouched';
-  // A shared NATS item has no per-item state: nothing to drop, so nothing to refuse.
-  if (row.type === 'queue') return sharedWithLive ? 'refused' : 'reaped';
-  if (row.type !== 'postgres' && row.type !== 'redis') return 'refused';
+  if (row.type !== 'postgres' && row.type !== 'redis' && row.type !== 'queue') return 'refused';
   const cluster = row.provider.split(';')[0]?.trim() || 'local:0';
+  if (row.type === 'queue') {
+    // A shared NATS item has no per-item state, but its token and cluster are checked like any
+    // other (issue 13, item 5). local:1 is configured (nothing to connect to, so no error);
+    // local:9 is not: the cluster's fault, never the item's. Both checks come before the row lock.
+    if (!tokenOk(token)) return 'refused';
+    if (cluster === 'local:9') return 'error';
+    return sharedWithLive ? 'refused' : 'reaped';
+  }
   const names = row.type === 'postgres' ? [token, `db_${token}`, `usr_${token}`] : [token, `usr_${token}`];
   if (!tokenOk(token) || names.some((n) => bytes(n) > 63)) return 'refused';
-  // The legacy Redis ACL user is usr_<first 8 characters>: its tenant part obeys the same rules.
-  if (row.type === 'redis' && !tokenOk(token.slice(0, 8))) return 'refused';
-  // local:9 is not configured: the cluster's fault, found before the row lock (an error, or
-  // deferred once its cluster failed earlier in the pass), so before the shared-token check.
+  // A refused legacy Redis alias (usr_<first 8 characters>, e.g. usr_postgres) is skipped on
+  // its own: the rest of the item is still torn down (issue 13, item 3).
   if (cluster !== 'local:0' && cluster !== 'local:1') return 'error';
   if (sharedWithLive) return 'refused';
   // local:1 does not answer: the cluster's fault, never the item's (an error, or deferred).

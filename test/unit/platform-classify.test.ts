@@ -1,26 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import {
-  checkPlausible,
-  classifyItems,
-  classOf,
-  type PlatformInventory,
-  TERMINAL_STATUSES,
-} from '../../src/platform/classify';
+import { boundTokensOf } from '../../src/platform/bindings';
+import { checkPlausible, classOf, TERMINAL_STATUSES, tallyAssigned } from '../../src/platform/classify';
 import { platformErrorReason } from '../../src/platform/platform-store';
-
-const item = (poolToken: string, resourceType = 'postgres') => ({ poolToken, resourceType });
-
-function inventory(
-  bindings: Record<string, string[]>,
-  flags: Partial<PlatformInventory> = {},
-): PlatformInventory {
-  return {
-    hasResources: true,
-    hasBindings: true,
-    bindings: new Map(Object.entries(bindings)),
-    ...flags,
-  };
-}
 
 describe('classOf', () => {
   it('no binding is an orphan', () => {
@@ -61,71 +42,79 @@ describe('checkPlausible', () => {
   });
 });
 
-describe('classifyItems', () => {
-  const items = [
-    item('pool-live-1'),
-    item('pool-live-2', 'redis'),
-    item('pool-terminal'),
-    item('pool-orphan-1'),
-    item('pool-orphan-2', 'redis'),
-    item('pool-orphan-3', 'queue'),
+describe('tallyAssigned', () => {
+  const rows = [
+    { resourceType: 'postgres', cls: 'bound_live', n: 1 },
+    { resourceType: 'postgres', cls: 'bound_terminal', n: 1 },
+    { resourceType: 'postgres', cls: 'orphan', n: 1 },
+    { resourceType: 'redis', cls: 'bound_live', n: 1 },
+    { resourceType: 'redis', cls: 'orphan', n: 1 },
+    { resourceType: 'redis', cls: 'unknown', n: 4 },
+    { resourceType: 'queue', cls: 'orphan', n: 1 },
   ];
-  const inv = inventory({
-    'pool-live-1': ['active'],
-    'pool-live-2': ['paused', 'deleted'],
-    'pool-terminal': ['reaped'],
-  });
 
   it('counts every class per type, and the stuck gauge counts only orphans', () => {
-    const result = classifyItems(items, inv);
-    expect(result.failure).toBeUndefined();
+    const result = tallyAssigned(rows, false);
     expect(result.classes['postgres']).toEqual({ bound_live: 1, bound_terminal: 1, orphan: 1, unknown: 0 });
-    expect(result.classes['redis']).toEqual({ bound_live: 1, bound_terminal: 0, orphan: 1, unknown: 0 });
+    expect(result.classes['redis']).toEqual({ bound_live: 1, bound_terminal: 0, orphan: 1, unknown: 4 });
     expect(result.classes['queue']).toEqual({ bound_live: 0, bound_terminal: 0, orphan: 1, unknown: 0 });
     // Known types with nothing stuck are exported as 0.
     expect(result.classes['mongodb']).toEqual({ bound_live: 0, bound_terminal: 0, orphan: 0, unknown: 0 });
     expect(result.stuck).toEqual({ postgres: 1, redis: 1, queue: 1, mongodb: 0 });
-    expect(result.orphans.map((o) => o.poolToken)).toEqual([
-      'pool-orphan-1',
-      'pool-orphan-2',
-      'pool-orphan-3',
-    ]);
+    expect(result.orphans).toBe(3);
   });
 
-  it('keeps types it does not know', () => {
-    const result = classifyItems([item('pool-x', 'nats')], inventory({}, {}));
-    expect(result.classes['nats']).toEqual({ bound_live: 0, bound_terminal: 0, orphan: 1, unknown: 0 });
-  });
-
-  it('looks bindings up by the exact token', () => {
-    const result = classifyItems(
-      [item('pool-abc'), item('pool-abcd')],
-      inventory({ 'pool-abcd': ['active'] }),
+  it('keeps types it does not know, and counts a class it does not know as unknown', () => {
+    const result = tallyAssigned(
+      [
+        { resourceType: 'nats', cls: 'orphan', n: 2 },
+        { resourceType: 'nats', cls: 'weird', n: 1 },
+      ],
+      false,
     );
-    expect(result.orphans.map((o) => o.poolToken)).toEqual(['pool-abc']);
+    expect(result.classes['nats']).toEqual({ bound_live: 0, bound_terminal: 0, orphan: 2, unknown: 1 });
+    expect(result.stuck['nats']).toBe(2);
   });
 
-  it('fails closed on an implausible inventory: nothing is an orphan, all unknown, stuck counts everything', () => {
-    for (const flags of [{ hasResources: false, hasBindings: false }, { hasBindings: false }]) {
-      const result = classifyItems(items, inventory({}, flags));
-      expect(result.failure?.reason).toMatch(/empty_inventory|no_bindings/);
-      expect(result.orphans).toEqual([]);
-      expect(result.classes['postgres']).toEqual({ bound_live: 0, bound_terminal: 0, orphan: 0, unknown: 3 });
-      expect(result.stuck).toEqual({ postgres: 3, redis: 2, queue: 1, mongodb: 0 });
+  it('fails closed: no orphan (earlier orphan verdicts become unknown), bound stays bound, no stuck series', () => {
+    const result = tallyAssigned(rows, true);
+    expect(result.classes['postgres']).toEqual({ bound_live: 1, bound_terminal: 1, orphan: 0, unknown: 1 });
+    expect(result.classes['redis']).toEqual({ bound_live: 1, bound_terminal: 0, orphan: 0, unknown: 5 });
+    expect(result.orphans).toBe(0);
+    expect(Object.keys(result.stuck)).toEqual([]);
+  });
+
+  it('with nothing stuck, reports zeros', () => {
+    expect(tallyAssigned([], false).stuck).toEqual({ postgres: 0, redis: 0, queue: 0, mongodb: 0 });
+  });
+});
+
+describe('boundTokensOf (the segment rule of BINDINGS_SQL)', () => {
+  it('reads whole `;`-separated segments, trimmed, prefix in any case, token as written', () => {
+    expect(boundTokensOf('local:0;pooltok:pool-a')).toEqual(['pool-a']);
+    expect(boundTokensOf('pooltok:pool-a')).toEqual(['pool-a']);
+    expect(boundTokensOf('local:0; pooltok:pool-a \t')).toEqual(['pool-a']);
+    expect(boundTokensOf('local:0;POOLTOK:POOL-A;replica:2')).toEqual(['POOL-A']);
+    expect(boundTokensOf('pooltok:a;pooltok:b')).toEqual(['a', 'b']);
+  });
+
+  it('binds nothing else', () => {
+    for (const id of [
+      null,
+      undefined,
+      '',
+      'local:0',
+      'pooltok:',
+      'xpooltok:a',
+      'local:0,pooltok:a',
+      'pool-a',
+    ]) {
+      expect(boundTokensOf(id), String(id)).toEqual([]);
     }
-  });
-
-  it('fails closed on a read failure', () => {
-    const result = classifyItems(items, { reason: 'connection', message: 'ECONNREFUSED' });
-    expect(result.failure).toEqual({ reason: 'connection', message: 'ECONNREFUSED' });
-    expect(result.orphans).toEqual([]);
-    expect(result.classes['redis']?.unknown).toBe(2);
-  });
-
-  it('with nothing stuck, reports zeros and no failure, whatever the inventory', () => {
-    const result = classifyItems([], inventory({}, { hasResources: false, hasBindings: false }));
-    expect(result.failure).toBeUndefined();
-    expect(result.stuck).toEqual({ postgres: 0, redis: 0, queue: 0, mongodb: 0 });
+    // A longer segment is another token, never a prefix match.
+    expect(boundTokensOf('pooltok:pool-a:1')).toEqual(['pool-a:1']);
+    // Only spaces, tabs, CR and LF are trimmed, as btrim(E' \t\r\n') does.
+    expect(boundTokensOf('\u00a0pooltok:a')).toEqual([]);
   });
 });
 
