@@ -8,6 +8,11 @@ const common = {
   hookTimeout: 180_000,
 } as const;
 
+const WAITING_SCENARIOS = [
+  'test/reliability/provisioner-outage.test.ts',
+  'test/reliability/long-pause.test.ts',
+];
+
 export default defineConfig({
   test: {
     // One Temporal dev server and one workflow bundle for the whole run, both projects included;
@@ -20,7 +25,9 @@ export default defineConfig({
           ...common,
           name: 'main',
           include: ['test/**/*.test.ts'],
-          exclude: ['test/reliability/**'],
+          // Reliability scenarios that mostly wait (test/reliability/waiting/: a two-minute
+          // outage, a minute of pause) share these forks instead of holding the machine.
+          exclude: ['test/reliability/*.test.ts'],
           // Two cores: more forks only queue on the same CPUs and the shared Postgres checkpointer.
           maxWorkers: 2,
           fileParallelism: true,
@@ -30,7 +37,7 @@ export default defineConfig({
         test: {
           ...common,
           name: 'reliability',
-          include: ['test/reliability/**/*.test.ts'],
+          include: ['test/reliability/*.test.ts'],
           // Kill -9, restarts, outages and storms: each scenario alone on the machine, one after
           // another, after the main project (its own group), so no other file competes for the CPU.
           fileParallelism: false,

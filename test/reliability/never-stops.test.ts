@@ -8,6 +8,7 @@ import { createTestDatabase, type TestDatabase, urlForDatabase } from '../helper
 import { HOUR, tickerStatus } from '../helpers/reliability-fixtures';
 import { recordFigures } from '../helpers/results';
 import { insertRow } from '../helpers/rows';
+import { scrape, seriesValue } from '../helpers/scrape';
 import { SupervisedWorker } from '../helpers/supervised-worker';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy';
 import { connectTestTemporal, type TestTemporal, testTaskQueue } from '../helpers/temporal';
@@ -17,17 +18,6 @@ import { startWorkerProcess, type WorkerProcess } from '../helpers/worker-proces
 /** The second PostgreSQL cluster (.ci/run starts it): `pg_createcluster 15 second --port 5433`. */
 const SECOND_CLUSTER_URL =
   process.env['TEST_POSTGRES_URL_2'] ?? 'postgres://postgres@127.0.0.1:5433/postgres';
-
-async function scrape(port: number | undefined): Promise<string> {
-  const res = await fetch(`http://127.0.0.1:${port}/metrics`);
-  return res.text();
-}
-
-/** The value of one series on /metrics, 0 when absent. */
-function seriesValue(metrics: string, series: string): number {
-  const line = metrics.split('\n').find((l) => l.startsWith(`${series} `));
-  return line ? Number(line.slice(series.length + 1)) : 0;
-}
 
 async function objectsOn(url: string, tokens: readonly string[]): Promise<number> {
   const client = new pg.Client({ connectionString: url });
@@ -75,9 +65,9 @@ function maxOverlap(intervals: readonly { start: number; end: number }[]): numbe
 }
 
 /**
- * Reaping never stops, tried as an operator meets it, with the real worker binary: the
- * provisioner database refusing connections for two minutes across many ticks; one cluster
- * dead while another is healthy; a worker killed with -9 in the middle of a pass.
+ * Reaping never stops, tried as an operator meets it, with the real worker binary: one
+ * cluster dead while another is healthy; a worker killed with -9 in the middle of a pass.
+ * (The provisioner database outage is in provisioner-outage.test.ts: it mostly waits.)
  */
 describe('reaping never stops', () => {
   let db: TestDatabase;
@@ -112,73 +102,6 @@ describe('reaping never stops', () => {
     REDIS_URL: TEST_REDIS_URL,
   });
   const rows = async () => Number((await db.pool.query('SELECT count(*) AS n FROM pool_items')).rows[0].n);
-
-  it('rides out a provisioner database that refuses connections for two minutes, in the same worker process', async () => {
-    const startedAt = Date.now();
-    const OUTAGE_MS = 120_000;
-    db = await createTestDatabase('rel_db_outage');
-    proxy = await startTcpProxy('127.0.0.1', Number(new URL(TEST_POSTGRES_URL).port || 5432));
-    const taskQueue = testTaskQueue('rel-db-outage');
-    const proxied = urlForDatabase(`postgres://postgres@127.0.0.1:${proxy.port}/x`, db.name);
-    for (let i = 0; i < 4; i++)
-      await insertRow(db.pool, { resourceType: 'queue', status: 'failed', ageMs: HOUR });
-    worker = new SupervisedWorker({
-      client: temporal.client,
-      taskQueue,
-      env: { ...baseEnv(taskQueue, proxied), REAPER_TICK: '3s' },
-      // A 10 s bookkeeping budget: the outage outlasts it twelve times over.
-      passOptions: { bookkeepingBudgetMs: 10_000 },
-    });
-    await worker.start();
-    const pid = worker.pid;
-    await waitFor(rows, (n) => n === 0, { what: 'the first items reaped', timeoutMs: 60_000 });
-
-    proxy.cutAll();
-    const outage = proxy.refuseFor(OUTAGE_MS);
-    for (let i = 0; i < 4; i++)
-      await insertRow(db.pool, { resourceType: 'queue', status: 'failed', ageMs: HOUR });
-    const during = await waitFor(
-      () => tickerStatus(temporal.client, `${taskQueue}-ticker`),
-      (s) => s.consecutiveFailures >= 3,
-      { what: 'three passes in a row to fail to list', timeoutMs: OUTAGE_MS },
-    );
-    expect(during.lastFailure?.reason).toBe('list_failed');
-    expect(await rows()).toBe(4);
-    await outage;
-    const recoveredAt = Date.now();
-
-    // The same process, the same ticker: it reaps again on its own.
-    await waitFor(rows, (n) => n === 0, { what: 'reaping to resume after the outage', timeoutMs: 90_000 });
-    const resumedAfterMs = Date.now() - recoveredAt;
-    expect(worker.pid).toBe(pid);
-    expect(worker.crashes).toEqual([]);
-    expect(worker.incarnations).toBe(1);
-    const after = await waitFor(
-      () => tickerStatus(temporal.client, `${taskQueue}-ticker`),
-      (s) => s.consecutiveFailures === 0,
-      { what: 'a healthy pass recorded' },
-    );
-    expect(after.passesFailed).toBeGreaterThanOrEqual(3);
-    const described = await temporal.client.workflow.getHandle(`${taskQueue}-ticker`).describe();
-    expect(described.status.name).toBe('RUNNING');
-    const metrics = await scrape(worker.metricsPort);
-    const listFailed = seriesValue(metrics, 'instant_pool_reap_pass_failures_total{reason="list_failed"}');
-    expect(listFailed).toBeGreaterThanOrEqual(3);
-
-    recordFigures({
-      scenario: 'provisioner database outage (2 min)',
-      runs: 1,
-      items: 8,
-      faults: `provisioner database refused connections for ${OUTAGE_MS / 1000} s (bookkeeping budget 10 s, tick 3 s)`,
-      wrongfulDrops: 0,
-      leaks: 0,
-      rowsLost: 0,
-      durationMs: Date.now() - startedAt,
-      failedPasses: after.passesFailed,
-      resumedAfterMs,
-      workerRestarts: worker.incarnations - 1,
-    });
-  }, 300_000);
 
   it('reaps a healthy cluster every pass while an older cluster is dead, never quarantines the dead one, and resumes it when it returns', async () => {
     const startedAt = Date.now();

@@ -1,16 +1,16 @@
 import type { WorkflowHandle } from '@temporalio/client';
 import type { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ensureTicker, ReaperClient } from '../../src/client';
-import { createLogger } from '../../src/logger';
-import { reapNowSignal } from '../../src/shared/messages';
-import { poolReaper } from '../../workflows/pool-reaper';
-import { createReaperHarness, type ReaperHarness, TEST_PASS_OPTIONS } from '../helpers/reaper';
-import { type PrivateTemporal, startPrivateTemporal } from '../helpers/reliability-fixtures';
-import { recordFigures } from '../helpers/results';
-import { insertRow } from '../helpers/rows';
-import { createTestWorker } from '../helpers/temporal';
-import { waitFor } from '../helpers/wait';
+import { ensureTicker, ReaperClient } from '../../../src/client';
+import { createLogger } from '../../../src/logger';
+import { reapNowSignal } from '../../../src/shared/messages';
+import { poolReaper } from '../../../workflows/pool-reaper';
+import { createReaperHarness, type ReaperHarness, TEST_PASS_OPTIONS } from '../../helpers/reaper';
+import { type PrivateTemporal, startPrivateTemporal } from '../../helpers/reliability-fixtures';
+import { recordFigures } from '../../helpers/results';
+import { insertRow } from '../../helpers/rows';
+import { createTestWorker } from '../../helpers/temporal';
+import { waitFor } from '../../helpers/wait';
 
 /** Temporal suggests continue-as-new after this many events (production: 4Ki, 10,240 on Cloud). */
 const SUGGEST_AFTER = 200;
