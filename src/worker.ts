@@ -10,11 +10,11 @@ import type { Logger } from './logger';
 import { createMetrics, type MetricsServer, type SharedSnapshot, serveMetrics } from './metrics';
 import { PlatformStore } from './platform/platform-store';
 import { SdkLoggerBridge } from './sdk-logger';
+import { scrubSecrets } from './shared/secrets';
 import { assertSchemaCurrent, SchemaOutdatedError } from './store/migrate';
 import { PoolStore } from './store/pool-store';
 import { STATE_KEYS, type TickerMirror } from './store/state-keys';
 import { createTeardownRegistry } from './teardown';
-import { scrubSecrets } from './teardown/errors';
 import { connectClient, connectNative, type TemporalTarget } from './temporal-connection';
 
 /** Reads what every replica exports from the shared database at scrape time. */
