@@ -1,9 +1,8 @@
-import { existsSync } from 'node:fs';
-import path from 'node:path';
 import type { Client } from '@temporalio/client';
 import { makeTelemetryFilterString, type NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import pg from 'pg';
 import { createActivities } from '../activities';
+import { workflowSource } from './build/workflow-source';
 import { ensureSearchAttributes, ensureTicker, tickerSettingsFrom } from './client';
 import type { ReaperConfig } from './config';
 import type { Logger } from './logger';
@@ -87,14 +86,6 @@ export async function checkProvisionerDatabase(
     }
   }
   await assertSchemaCurrent(store.pool);
-}
-
-/** The bundle `npm run build` wrote, or the workflow sources when running unbuilt. */
-function workflowSource(): { workflowBundle: { codePath: string } } | { workflowsPath: string } {
-  const bundle = path.resolve(__dirname, '..', 'workflow-bundle.js');
-  return existsSync(bundle)
-    ? { workflowBundle: { codePath: bundle } }
-    : { workflowsPath: path.join(__dirname, '..', 'workflows') };
 }
 
 let runtimeInstalled = false;
