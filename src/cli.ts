@@ -2,9 +2,10 @@ import { Command, InvalidArgumentError } from 'commander';
 import pino from 'pino';
 import { PassFailedError, ReaperClient, ReaperRequestRefusedError, TickerNotRunningError } from './client';
 import { ConfigError, loadConfig, parseDuration, type ReaperConfig } from './config';
+import { SeedRefusedError } from './dev/dev-database';
+import { seedFromCli } from './dev/seed-cli';
 import { createLogger } from './logger';
 import { formatDuration, formatStatus, formatSummary } from './operator-format';
-import { seedFromCli } from './provision/seed-cli';
 import { ensureDatabase, migrate, SchemaOutdatedError } from './store/migrate';
 import { PoolStore } from './store/pool-store';
 import { connectClient, TemporalUnreachableError, temporalTarget } from './temporal-connection';
@@ -116,13 +117,14 @@ export function buildProgram(): Command {
 
   program
     .command('seed')
-    .description('provision real pool items the way the provisioner does (for demos, tests, benchmarks)')
+    .description('provision real pool items the way the provisioner does (development databases only)')
     .option('-t, --type <type>', 'postgres, redis, queue or mongodb', 'postgres')
     .option('-n, --count <n>', 'how many items', positiveInt, 1)
     .option('-s, --status <status>', 'ready, assigned or failed', 'failed')
     .option('-a, --age <duration>', 'how long ago they were assigned/failed, e.g. 1h', duration, 3_600_000)
     .option('-c, --concurrency <n>', 'items provisioned at once', positiveInt, 8)
     .option('--json', 'print the created items as JSON')
+    .option('--force', 'seed a provisioner database that does not look like a development one')
     .action(
       async (opts: {
         type: string;
@@ -131,6 +133,7 @@ export function buildProgram(): Command {
         age: number;
         concurrency: number;
         json?: boolean;
+        force?: boolean;
       }) => {
         const cfg = config();
         await seedFromCli(cfg, opts);
@@ -300,7 +303,7 @@ function exitCodeFor(err: unknown): number {
   if (err instanceof ConfigError || (err as Error)?.name === 'SeedUsageError') return EXIT.usage;
   if (err instanceof TemporalUnreachableError) return EXIT.temporalUnreachable;
   if (err instanceof TickerNotRunningError) return EXIT.tickerNotRunning;
-  if (err instanceof ReaperRequestRefusedError) return EXIT.refused;
+  if (err instanceof ReaperRequestRefusedError || err instanceof SeedRefusedError) return EXIT.refused;
   if (err instanceof PassFailedError) return EXIT.passErrors;
   if (err instanceof SchemaOutdatedError) return EXIT.usage;
   if (err instanceof ProvisionerUnreachableError) return EXIT.databaseUnreachable;
