@@ -2,7 +2,15 @@ import pg from 'pg';
 import { countsByType } from '../shared/keyed';
 import type { ClusterDown, ListedItem, PoolItemRef } from '../shared/types';
 import { inTransaction } from './checked-out-client';
-import { CLUSTER_SQL, FAILED_SINCE_SQL, secs, staleFailedSql } from './predicates';
+import {
+  ASSIGNED_SINCE_SQL,
+  CLUSTER_SQL,
+  FAILED_SINCE_SQL,
+  olderThanSql,
+  secs,
+  staleAssignedSql,
+  staleFailedSql,
+} from './predicates';
 
 /** Another reaper (or a provisioner transaction) holds the row: try again shortly. */
 export class ItemLockedError extends Error {
@@ -274,7 +282,7 @@ export class PoolStore {
         try {
           ({ rows } = await client.query<LockedRow>(
             `SELECT p.status, p.pool_token, p.resource_type, p.provider_resource_id,
-                    ${FAILED_SINCE_SQL} < now() - make_interval(secs => $2) AS stale,
+                    ${olderThanSql(FAILED_SINCE_SQL, '$2')} AS stale,
                     p.assigned_at = $3::timestamptz AS same_assigned_at,
                     ${TOKEN_SHARED_SQL} AS token_shared
                FROM pool_items p WHERE p.id = $1 FOR UPDATE OF p NOWAIT`,
@@ -325,7 +333,7 @@ export class PoolStore {
   ): Promise<string | undefined> {
     const { rows } = await this.pool.query<LockedRow>(
       `SELECT p.status, p.pool_token, p.resource_type, p.provider_resource_id,
-              p.assigned_at < now() - make_interval(secs => $2) AS stale,
+              ${olderThanSql(ASSIGNED_SINCE_SQL, '$2')} AS stale,
               p.assigned_at = $3::timestamptz AS same_assigned_at
          FROM pool_items p WHERE p.id = $1`,
       [item.id, secs(graceMs), assignedAt],
@@ -382,8 +390,8 @@ export class PoolStore {
 
   async countStuckAssigned(graceMs: number): Promise<Record<string, number>> {
     const { rows } = await this.pool.query<{ resource_type: string; n: string }>(
-      `SELECT resource_type, count(*) AS n FROM pool_items
-        WHERE status = 'assigned' AND assigned_at < now() - make_interval(secs => $1)
+      `SELECT resource_type, count(*) AS n FROM pool_items p
+        WHERE ${staleAssignedSql('$1')}
         GROUP BY resource_type`,
       [secs(graceMs)],
     );
