@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { seedFromCli } from '../dev/seed-cli';
+import { type SeedCliOptions, seedFromCli } from '../dev/seed-cli';
 import { config, duration, positiveInt } from './common';
 
 /** `seed`: development only (src/dev/), refused on a database that does not look like a development one. */
@@ -14,18 +14,7 @@ export function addDevCommands(program: Command): void {
     .option('-c, --concurrency <n>', 'items provisioned at once', positiveInt, 8)
     .option('--json', 'print the created items as JSON')
     .option('--force', 'seed a provisioner database that does not look like a development one')
-    .action(
-      async (opts: {
-        type: string;
-        count: number;
-        status: string;
-        age: number;
-        concurrency: number;
-        json?: boolean;
-        force?: boolean;
-      }) => {
-        const cfg = config();
-        await seedFromCli(cfg, opts);
-      },
-    );
+    .action(async (opts: SeedCliOptions) => {
+      await seedFromCli(config(), opts);
+    });
 }

@@ -12,19 +12,20 @@ export class SeedUsageError extends Error {
   override readonly name = 'SeedUsageError';
 }
 
+/** What `pool-reaper seed` takes from its command line. */
+export interface SeedCliOptions {
+  readonly type: string;
+  readonly count: number;
+  readonly status: string;
+  readonly age: number;
+  readonly concurrency: number;
+  readonly json?: boolean;
+  /** Seed a database that does not look like a development one (src/dev/dev-database.ts). */
+  readonly force?: boolean;
+}
+
 /** `pool-reaper seed`: real items on the configured local:0 clusters, with progress for large counts. */
-export async function seedFromCli(
-  config: ReaperConfig,
-  opts: {
-    type: string;
-    count: number;
-    status: string;
-    age: number;
-    concurrency: number;
-    json?: boolean;
-    force?: boolean;
-  },
-): Promise<void> {
+export async function seedFromCli(config: ReaperConfig, opts: SeedCliOptions): Promise<void> {
   if (!TYPES.includes(opts.type as SeedResourceType)) {
     throw new SeedUsageError(`--type: expected one of ${TYPES.join(', ')}, got "${opts.type}"`);
   }

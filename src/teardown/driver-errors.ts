@@ -1,6 +1,12 @@
 import pg from 'pg';
 import { scrubSecrets } from '../shared/secrets';
 import type { TeardownResult } from '../shared/types';
+import {
+  BackendTeardownError,
+  ClusterAccessError,
+  ClusterUnreachableError,
+  type TeardownError,
+} from './error-classes';
 
 /**
  * What both classifiers (postgres-errors.ts, redis-errors.ts) need to read a driver's error:
@@ -91,3 +97,32 @@ export function originOf(err: unknown): Origin {
  */
 export const CONNECTION_LOST =
   /Connection terminated|timeout exceeded when trying to connect|Query read timeout|connection error|Connection is closed|Command timed out|Stream isn't writeable|Reached the max retries per request|socket hang up/i;
+
+const connectionLost = (e: DriverError) => CONNECTION_LOST.test(String(e.message ?? ''));
+
+/**
+ * A failure the server did not answer with: a socket (the cluster is unreachable), TLS (it
+ * refuses the reaper), a lost connection in the driver's own words, or anything else (left
+ * for an operator). Both classifiers end here; `isLost` adds a driver's own loss signals.
+ */
+export function transportError(
+  err: unknown,
+  origin: Origin,
+  context: ErrorContext,
+  isLost: (e: DriverError) => boolean = connectionLost,
+): TeardownError {
+  const partial = { partial: context.partial };
+  if (origin.kind === 'system') {
+    return new ClusterUnreachableError(describe(err, context, origin.code), {
+      ...partial,
+      code: origin.code,
+    });
+  }
+  if (origin.kind === 'tls') {
+    return new ClusterAccessError(describe(err, context, origin.code), { ...partial, code: origin.code });
+  }
+  const message = describe(err, context, undefined);
+  return isLost(asDriverError(err))
+    ? new ClusterUnreachableError(message, partial)
+    : new BackendTeardownError(message, partial);
+}

@@ -1,4 +1,4 @@
-import { asDriverError, CONNECTION_LOST, describe, type ErrorContext, originOf } from './driver-errors';
+import { asDriverError, describe, type ErrorContext, originOf, transportError } from './driver-errors';
 import {
   BackendTeardownError,
   ClusterAccessError,
@@ -76,23 +76,10 @@ function classifySqlState(err: unknown, sqlState: string, context: ErrorContext)
 export function classifyPostgresError(err: unknown, context: ErrorContext): TeardownError {
   if (err instanceof TeardownError) return err;
   const origin = originOf(err);
-  const partial = { partial: context.partial };
   switch (origin.kind) {
     case 'sql':
       return classifySqlState(err, origin.sqlState, context);
-    case 'system':
-      return new ClusterUnreachableError(describe(err, context, origin.code), {
-        ...partial,
-        code: origin.code,
-      });
-    case 'tls':
-      return new ClusterAccessError(describe(err, context, origin.code), { ...partial, code: origin.code });
-    default: {
-      const message = describe(err, context, undefined);
-      if (CONNECTION_LOST.test(String(asDriverError(err).message ?? ''))) {
-        return new ClusterUnreachableError(message, partial);
-      }
-      return new BackendTeardownError(message, partial);
-    }
+    default:
+      return transportError(err, origin, context);
   }
 }

@@ -1,4 +1,4 @@
-import { asDriverError, CONNECTION_LOST, describe, type ErrorContext, originOf } from './driver-errors';
+import { CONNECTION_LOST, describe, type ErrorContext, originOf, transportError } from './driver-errors';
 import {
   BackendTeardownError,
   ClusterAccessError,
@@ -23,20 +23,13 @@ export function classifyRedisError(err: unknown, context: ErrorContext): Teardow
       if (REDIS_UNREACHABLE.has(origin.prefix)) return new ClusterUnreachableError(message, options);
       return new BackendTeardownError(message, options);
     }
-    case 'system':
-      return new ClusterUnreachableError(describe(err, context, origin.code), {
-        ...partial,
-        code: origin.code,
-      });
-    case 'tls':
-      return new ClusterAccessError(describe(err, context, origin.code), { ...partial, code: origin.code });
-    default: {
-      const e = asDriverError(err);
-      const message = describe(err, context, undefined);
-      if (e.name === 'MaxRetriesPerRequestError' || CONNECTION_LOST.test(String(e.message ?? ''))) {
-        return new ClusterUnreachableError(message, partial);
-      }
-      return new BackendTeardownError(message, partial);
-    }
+    default:
+      // ioredis gives up a command after its retries with an error of its own.
+      return transportError(
+        err,
+        origin,
+        context,
+        (e) => e.name === 'MaxRetriesPerRequestError' || CONNECTION_LOST.test(String(e.message ?? '')),
+      );
   }
 }
