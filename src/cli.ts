@@ -1,13 +1,14 @@
 import { Command, InvalidArgumentError } from 'commander';
 import pino from 'pino';
-import { PassFailedError, ReaperClient, ReaperRequestRefusedError, TickerNotRunningError } from './client';
+import { PassFailedError, ReaperRequestRefusedError, TickerNotRunningError } from './client';
 import { ConfigError, loadConfig, parseDuration, type ReaperConfig } from './config';
 import { createLogger } from './logger';
-import { formatDuration, formatStatus, formatSummary } from './operator-format';
+import { formatDuration, formatSummary } from './operator-format';
 import { seedFromCli } from './provision/seed-cli';
 import { ensureDatabase, migrate, SchemaOutdatedError } from './store/migrate';
 import { PoolStore } from './store/pool-store';
 import { connectClient, TemporalUnreachableError, temporalTarget } from './temporal-connection';
+import { formatReaperStatus, openTrigger, type ReaperTrigger } from './trigger';
 import { ProvisionerUnreachableError, startWorker } from './worker';
 
 /** Exit codes, documented in the README. */
@@ -44,9 +45,9 @@ function config(): ReaperConfig {
   return loadConfig();
 }
 
-async function reaperClient(cfg: ReaperConfig): Promise<ReaperClient> {
-  const client = await connectClient(temporalTarget());
-  return new ReaperClient(client, cfg.tickerWorkflowId);
+/** The ticker or the Schedule, per REAPER_TRIGGER: the same commands in both modes. */
+async function reaperClient(cfg: ReaperConfig): Promise<ReaperTrigger> {
+  return openTrigger(await connectClient(temporalTarget()), cfg);
 }
 
 function print(json: boolean, value: unknown, text: string): void {
@@ -175,7 +176,7 @@ export function buildProgram(): Command {
     .action(async (opts: { json?: boolean }) => {
       const reaper = await reaperClient(config());
       const status = await reaper.status();
-      print(!!opts.json, status, formatStatus(status));
+      print(!!opts.json, status, formatReaperStatus(status));
     });
 
   program
@@ -267,7 +268,7 @@ export function buildProgram(): Command {
 }
 
 /** Polls the running pass's current details and redraws one status line on stderr. */
-function showProgress(reaper: ReaperClient): () => void {
+function showProgress(reaper: ReaperTrigger): () => void {
   let stopped = false;
   let last = '';
   const tick = async () => {

@@ -4,7 +4,7 @@ import type { Client } from '@temporalio/client';
 import { makeTelemetryFilterString, type NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import pg from 'pg';
 import { createActivities } from '../activities';
-import { ensureSearchAttributes, ensureTicker, tickerSettingsFrom } from './client';
+import { ensureSearchAttributes } from './client';
 import type { ReaperConfig } from './config';
 import type { Logger } from './logger';
 import { createMetrics, type MetricsServer, type SharedSnapshot, serveMetrics } from './metrics';
@@ -16,6 +16,7 @@ import { STATE_KEYS, type TickerMirror } from './store/state-keys';
 import { createTeardownRegistry } from './teardown';
 import { scrubSecrets } from './teardown/errors';
 import { connectClient, connectNative, type TemporalTarget } from './temporal-connection';
+import { ensureTrigger } from './trigger/ensure';
 
 /** Reads what every replica exports from the shared database at scrape time. */
 export function snapshotReader(store: PoolStore, failedGraceMs: number): () => Promise<SharedSnapshot> {
@@ -207,17 +208,8 @@ export async function startWorker(
   });
 
   if (options.ensureTicker !== false) {
-    const mirror = await store.readState<TickerMirror>(STATE_KEYS.ticker);
-    await ensureTicker(client, {
-      workflowId: config.tickerWorkflowId,
-      taskQueue: config.taskQueue,
-      settings: tickerSettingsFrom(config, searchAttributes),
-      log,
-      paused:
-        mirror?.value.paused && mirror.value.workflowId === config.tickerWorkflowId
-          ? mirror.value
-          : undefined,
-    });
+    // The ticker or the Schedule (REAPER_TRIGGER), whichever is configured; the other is retired.
+    await ensureTrigger({ client, store, config, recordReapedTokens: searchAttributes, log });
   }
 
   const done = (async () => {
