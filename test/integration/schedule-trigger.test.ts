@@ -2,13 +2,14 @@ import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { ScheduleNotFoundError, WorkflowNotFoundError } from '@temporalio/client';
+import { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { seedItems } from '../../src/provision/seed';
 import { TEST_POSTGRES_URL, TEST_REDIS_URL, uniqueSuffix } from '../helpers/env';
 import { createTestDatabase, databaseExists, roleExists, type TestDatabase } from '../helpers/postgres';
 import { cleanupTokens } from '../helpers/reliability-fixtures';
 import { insertRow } from '../helpers/rows';
-import { connectTestTemporal, type TestTemporal } from '../helpers/temporal';
+import { connectTestTemporal, type TestTemporal, workflowBundle } from '../helpers/temporal';
 import { waitFor } from '../helpers/wait';
 import { startWorkerProcess, type WorkerProcess } from '../helpers/worker-process';
 
@@ -243,6 +244,11 @@ describe('REAPER_TRIGGER=schedule: one Schedule starts the passes (batch limit 5
     const runs: string[] = [];
     for await (const wf of t.client.workflow.list({ query: `WorkflowId = '${passId}'` })) runs.push(wf.runId);
     expect(runs.length).toBe(3); // 5 + 5 + 2
+    // The first run continued as new behind its patch, and replays against the current code.
+    const firstRunId = d.info.recentActions.at(-1)!.action.workflow.firstExecutionRunId;
+    const history = await t.client.workflow.getHandle(passId, firstRunId).fetchHistory();
+    expect(history.events?.some((e) => e.workflowExecutionContinuedAsNewEventAttributes)).toBe(true);
+    await Worker.runReplayHistory({ workflowBundle: workflowBundle() }, history, passId);
   });
 
   it('a pass that fails (terminated) leaves the Schedule running and shows in status', async () => {
