@@ -241,8 +241,16 @@ describe('REAPER_TRIGGER=schedule: one Schedule starts the passes (batch limit 5
     const passId = d.info.recentActions.at(-1)!.action.workflow.workflowId;
     const summary = await t.client.workflow.getHandle(passId).result();
     expect(summary).toMatchObject({ listed: 2, reaped: 2, batchFull: false });
-    const runs: string[] = [];
-    for await (const wf of t.client.workflow.list({ query: `WorkflowId = '${passId}'` })) runs.push(wf.runId);
+    const runs = await waitFor(
+      async () => {
+        const ids: string[] = [];
+        for await (const wf of t.client.workflow.list({ query: `WorkflowId = '${passId}'` }))
+          ids.push(wf.runId);
+        return ids;
+      },
+      (ids) => ids.length >= 3,
+      { what: 'the runs in visibility' },
+    );
     expect(runs.length).toBe(3); // 5 + 5 + 2
     // The first run continued as new behind its patch, and replays against the current code.
     const firstRunId = d.info.recentActions.at(-1)!.action.workflow.firstExecutionRunId;
