@@ -207,11 +207,6 @@ export async function startWorker(
     stickyQueueScheduleToStartTimeout: '5 seconds',
   });
 
-  if (options.ensureTicker !== false) {
-    // The ticker or the Schedule (REAPER_TRIGGER), whichever is configured; the other is retired.
-    await ensureTrigger({ client, store, config, recordReapedTokens: searchAttributes, log });
-  }
-
   const done = (async () => {
     try {
       await worker.run();
@@ -227,6 +222,18 @@ export async function startWorker(
       log.info({ event: 'pool_reaper.worker.stopped' }, 'worker stopped');
     }
   })();
+
+  if (options.ensureTicker !== false) {
+    // The ticker or the Schedule (REAPER_TRIGGER); the other is retired. Once polling: a
+    // switch queries the old ticker and lets its running pass finish, which needs a worker.
+    try {
+      await ensureTrigger({ client, store, config, recordReapedTokens: searchAttributes, log });
+    } catch (err) {
+      worker.shutdown();
+      await done.catch(() => undefined);
+      throw err;
+    }
+  }
 
   return { worker, client, metricsServer, done, shutdown: () => worker.shutdown() };
 }

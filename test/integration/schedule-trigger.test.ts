@@ -41,7 +41,10 @@ const cli = (args: string[], env: Record<string, string>) => exec(process.execPa
 
 /** The raw Temporal CLI, as the README shows it. */
 const temporalCli = (args: string[]) =>
-  exec(inject('temporalCliPath'), [...args, '--address', inject('temporalAddress')], {});
+  exec(inject('temporalCliPath'), [...args, '--address', inject('temporalAddress')], {
+    // The CLI looks for its config file under HOME.
+    HOME: process.env['HOME'] ?? '/tmp',
+  });
 
 const count = async (db: TestDatabase) =>
   Number((await db.pool.query('SELECT count(*) AS n FROM pool_items')).rows[0].n);
