@@ -126,7 +126,15 @@ export async function ensureTrigger(deps: {
     // A ticker paused and then closed (terminated by hand) left its pause in the mirror: a
     // Schedule created now starts paused too; an existing Schedule keeps its own state.
     const mirror = await store.readState<TickerMirror>(STATE_KEYS.ticker);
-    const mirrored = mirror?.value.paused && mirror.value.workflowId === id ? mirror.value : undefined;
+    // Only when there was no ticker to ask: a running one's own state is the truth, and the
+    // mirror may hold the switch's own pause (SWITCHING_NOTE).
+    const mirrored =
+      !retired.found &&
+      mirror?.value.paused &&
+      mirror.value.workflowId === id &&
+      mirror.value.reason !== SWITCHING_NOTE
+        ? mirror.value
+        : undefined;
     await ensureSchedule(client, desired, log, {
       pause: retired.paused,
       pauseIfCreated: mirrored
@@ -134,7 +142,7 @@ export async function ensureTrigger(deps: {
         : undefined,
     });
     // The mirror is the ticker's: with the ticker retired it must not keep saying "paused".
-    if (mirror?.value.paused) {
+    if (retired.found || mirror?.value.paused) {
       await store.writeState(STATE_KEYS.ticker, { paused: false, workflowId: id } satisfies TickerMirror);
     }
     return;
@@ -144,8 +152,8 @@ export async function ensureTrigger(deps: {
   const mirror = retired.found ? undefined : await store.readState<TickerMirror>(STATE_KEYS.ticker);
   const paused = retired.found
     ? retired.paused
-    : mirror?.value.paused && mirror.value.workflowId === id
-      ? mirror.value
+    : mirror?.value.paused && mirror.value.workflowId === id && mirror.value.reason !== SWITCHING_NOTE
+      ? { reason: mirror.value.reason ?? 'paused before this ticker started' }
       : undefined;
   if (retired.found) {
     // A fresh ticker starts with this pause and mirrors it; written first so a ticker that
