@@ -69,9 +69,10 @@ async function main(): Promise<void> {
   const opts = new Command()
     .option('--items <n>', 'postgres items per policy', (v) => Number(v), 30)
     .option('--concurrency <n>', 'teardowns at once (low: passes longer than the tick)', (v) => Number(v), 1)
+    .option('--tick <duration>', 'the Schedule interval (whole seconds)', '1s')
     .option('--tail <s>', 'seconds the Schedule keeps ticking after the backlog is gone', (v) => Number(v), 6)
     .parse()
-    .opts<{ items: number; concurrency: number; tail: number }>();
+    .opts<{ items: number; concurrency: number; tick: string; tail: number }>();
   const server = process.env['TEMPORAL_ADDRESS']
     ? undefined
     : await startDevServer({ cliPath: await findTemporalCli({ log: () => undefined }), uiPort: false });
@@ -87,7 +88,7 @@ async function main(): Promise<void> {
     TEMPORAL_TASK_QUEUE: 'bench-overlap',
     REAPER_WORKFLOW_ID: 'bench-overlap',
     REAPER_TRIGGER: 'schedule',
-    REAPER_TICK: '1s',
+    REAPER_TICK: opts.tick,
     REAPER_BATCH_LIMIT: '500',
     REAPER_CONCURRENCY: String(opts.concurrency),
     METRICS_PORT: '0',
@@ -184,7 +185,7 @@ async function main(): Promise<void> {
   const out = {
     at: new Date().toISOString(),
     machine: { cpus: os.cpus().length, memGiB: Math.round(os.totalmem() / 2 ** 30) },
-    settings: { tick: '1s', items: opts.items, concurrency: opts.concurrency, tailSeconds: opts.tail },
+    settings: { tick: opts.tick, items: opts.items, concurrency: opts.concurrency, tailSeconds: opts.tail },
     results,
   };
   writeFileSync('artifacts/bench/schedule-overlap.json', `${JSON.stringify(out, null, 2)}\n`);
