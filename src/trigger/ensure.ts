@@ -1,8 +1,9 @@
 import { type Client, ScheduleNotFoundError, WorkflowNotFoundError } from '@temporalio/client';
+import { poolReaper } from '../../workflows/pool-reaper';
 import { ensureTicker, tickerSettingsFrom } from '../client';
 import type { ReaperConfig } from '../config';
 import type { Logger } from '../logger';
-import { pauseSignal, statusQuery, WORKFLOW_TYPES } from '../shared/messages';
+import { pauseSignal, statusQuery } from '../shared/messages';
 import type { PoolStore } from '../store/pool-store';
 import { STATE_KEYS, type TickerMirror } from '../store/state-keys';
 import { ensureSchedule, SWITCHING_NOTE, scheduleOptionsFrom } from './schedule';
@@ -40,7 +41,7 @@ async function retireTicker(client: Client, workflowId: string, log: Logger): Pr
     if (err instanceof WorkflowNotFoundError) return undefined;
     throw err;
   });
-  if (description?.status.name !== 'RUNNING' || description.type !== WORKFLOW_TYPES.ticker) {
+  if (description?.status.name !== 'RUNNING' || description.type !== poolReaper.name) {
     return { found: false };
   }
   const status = await handle.query(statusQuery);

@@ -4,7 +4,7 @@ import { promisify } from 'node:util';
 import { ScheduleNotFoundError, WorkflowNotFoundError } from '@temporalio/client';
 import { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { seedItems } from '../../src/provision/seed';
+import { seedItems } from '../../src/dev/seed';
 import { TEST_POSTGRES_URL, TEST_REDIS_URL, uniqueSuffix } from '../helpers/env';
 import { createTestDatabase, databaseExists, roleExists, type TestDatabase } from '../helpers/postgres';
 import { cleanupTokens } from '../helpers/reliability-fixtures';
