@@ -78,7 +78,14 @@ module.exports = {
       severity: 'error',
       from: {
         path: '^src/',
-        pathNot: ['^src/worker\\.ts$', '^src/client\\.ts$', '^src/trigger/', '^src/cli(\\.ts|/)', '^src/dev/', '^src/build/'],
+        pathNot: [
+          '^src/worker\\.ts$',
+          '^src/client\\.ts$',
+          '^src/trigger/',
+          '^src/cli(\\.ts|/)',
+          '^src/dev/',
+          '^src/build/',
+        ],
       },
       to: { path: '^(activities|workflows)/', dependencyTypesNot: ['type-only'] },
     },
