@@ -73,11 +73,19 @@ module.exports = {
       name: 'library-not-temporal-glue',
       comment:
         'The library under src/ (store, platform, teardown, shared, config, metrics) does not depend on ' +
-        'activities/ or workflows/; only the process entry points wire them in.',
+        'activities/ or workflows/; only the process entry points and the Temporal clients (src/client.ts, ' +
+        'src/trigger/: typed workflow references in Schedule actions) wire them in.',
       severity: 'error',
       from: {
         path: '^src/',
-        pathNot: ['^src/worker\\.ts$', '^src/client\\.ts$', '^src/cli(\\.ts|/)', '^src/dev/', '^src/build/'],
+        pathNot: [
+          '^src/worker\\.ts$',
+          '^src/client\\.ts$',
+          '^src/trigger/',
+          '^src/cli(\\.ts|/)',
+          '^src/dev/',
+          '^src/build/',
+        ],
       },
       to: { path: '^(activities|workflows)/', dependencyTypesNot: ['type-only'] },
     },

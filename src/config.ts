@@ -11,6 +11,8 @@ import { MAX_TICKER_DURATION_MS } from './shared/messages';
 export interface ReaperConfig {
   readonly taskQueue: string;
   readonly tickerWorkflowId: string;
+  /** What starts passes: the ticker workflow, or a Temporal Schedule (docs/triggers.md). */
+  readonly trigger: 'ticker' | 'schedule';
   readonly provisionerDatabaseUrl: string;
   /** Admin URL per Postgres cluster id (`local:0` is POSTGRES_ADMIN_URL). */
   readonly postgresClusters: ReadonlyMap<string, string>;
@@ -54,6 +56,7 @@ export { clusterOf, DEFAULT_CLUSTER } from './shared/clusters';
 export const ENV_DEFAULTS = {
   TEMPORAL_TASK_QUEUE: 'pool-reaper',
   REAPER_WORKFLOW_ID: 'pool-reaper',
+  REAPER_TRIGGER: 'ticker',
   PROVISIONER_DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/pool_provisioner',
   POSTGRES_ADMIN_URL: 'postgres://postgres@127.0.0.1:5432/postgres',
   POSTGRES_ADMIN_URLS: '',
@@ -205,6 +208,10 @@ export function loadConfig(env: Env = process.env): ReaperConfig {
       throw new ConfigError(variable, `1-200 characters of [A-Za-z0-9._:/-], got "${value}"`);
     }
   }
+  const trigger = read(env, 'REAPER_TRIGGER');
+  if (trigger !== 'ticker' && trigger !== 'schedule') {
+    throw new ConfigError('REAPER_TRIGGER', `ticker or schedule, got "${trigger}"`);
+  }
   const concurrency = parseInteger('REAPER_CONCURRENCY', read(env, 'REAPER_CONCURRENCY'), 1, 64);
   const clusterConcurrency = parseInteger(
     'REAPER_CLUSTER_CONCURRENCY',
@@ -221,6 +228,7 @@ export function loadConfig(env: Env = process.env): ReaperConfig {
   return {
     taskQueue,
     tickerWorkflowId,
+    trigger,
     provisionerDatabaseUrl: parseUrl(
       'PROVISIONER_DATABASE_URL',
       read(env, 'PROVISIONER_DATABASE_URL'),

@@ -3,7 +3,7 @@ import { makeTelemetryFilterString, type NativeConnection, Runtime, Worker } fro
 import pg from 'pg';
 import { createActivities } from '../activities';
 import { workflowSource } from './build/workflow-source';
-import { ensureSearchAttributes, ensureTicker, tickerSettingsFrom } from './client';
+import { ensureSearchAttributes } from './client';
 import type { ReaperConfig } from './config';
 import type { Logger } from './logger';
 import { createMetrics, type MetricsServer, type SharedSnapshot, serveMetrics } from './metrics';
@@ -15,6 +15,7 @@ import { PoolStore } from './store/pool-store';
 import { STATE_KEYS, type TickerMirror } from './store/state-keys';
 import { createTeardownRegistry } from './teardown';
 import { connectClient, connectNative, type TemporalTarget } from './temporal-connection';
+import { ensureTrigger } from './trigger/ensure';
 
 /** Reads what every replica exports from the shared database at scrape time. */
 export function snapshotReader(store: PoolStore, failedGraceMs: number): () => Promise<SharedSnapshot> {
@@ -197,20 +198,6 @@ export async function startWorker(
     stickyQueueScheduleToStartTimeout: '5 seconds',
   });
 
-  if (options.ensureTicker !== false) {
-    const mirror = await store.readState<TickerMirror>(STATE_KEYS.ticker);
-    await ensureTicker(client, {
-      workflowId: config.tickerWorkflowId,
-      taskQueue: config.taskQueue,
-      settings: tickerSettingsFrom(config, searchAttributes),
-      log,
-      paused:
-        mirror?.value.paused && mirror.value.workflowId === config.tickerWorkflowId
-          ? mirror.value
-          : undefined,
-    });
-  }
-
   const done = (async () => {
     try {
       await worker.run();
@@ -226,6 +213,18 @@ export async function startWorker(
       log.info({ event: 'pool_reaper.worker.stopped' }, 'worker stopped');
     }
   })();
+
+  if (options.ensureTicker !== false) {
+    // The ticker or the Schedule (REAPER_TRIGGER); the other is retired. Once polling: a
+    // switch queries the old ticker and lets its running pass finish, which needs a worker.
+    try {
+      await ensureTrigger({ client, store, config, recordReapedTokens: searchAttributes, log });
+    } catch (err) {
+      worker.shutdown();
+      await done.catch(() => undefined);
+      throw err;
+    }
+  }
 
   return { worker, client, metricsServer, done, shutdown: () => worker.shutdown() };
 }

@@ -1,4 +1,5 @@
 import {
+  continueAsNew,
   executeChild,
   log,
   patched,
@@ -40,6 +41,13 @@ type Activities = ReturnType<typeof createActivities>;
  * the older shape can still be open: passes are short-lived, so one release later.
  */
 export const FAIR_CLUSTERS_PATCH = 'pass-fair-clusters-v1';
+
+/**
+ * Passes a Schedule starts (`options.scheduled`) continue as new after a full batch that made
+ * progress, and record a failed listing themselves. Checked only in such passes, so a ticker's
+ * pass records no marker; passes of an older shape never continued and replay as they ran.
+ */
+export const SCHEDULED_PASS_PATCH = 'pass-scheduled-catch-up-v1';
 
 /** How long bookkeeping keeps retrying an unanswering provisioner database (ReapPassOptions). */
 export const DEFAULT_BOOKKEEPING_BUDGET_MS = 2 * 60_000;
@@ -103,7 +111,9 @@ export async function reapPass(input: ReapPassOptions = { concurrency: 8 }): Pro
   try {
     listing = await activities.listStaleFailed();
   } catch (err) {
-    return abortedPass(passId, startedAt, failureOf(err));
+    const summary = abortedPass(passId, startedAt, failureOf(err));
+    if (options.scheduled && patched(SCHEDULED_PASS_PATCH)) await recordScheduledFailure(summary);
+    return summary;
   }
   const { items, batchLimit } = listing;
   // The stuck-assigned report does not depend on this pass's items: run it alongside them.
@@ -215,7 +225,26 @@ export async function reapPass(input: ReapPassOptions = { concurrency: 8 }): Pro
     log.error('could not record the pass summary', { error: failureOf(err).message });
   });
   setCurrentDetails(describePass(summary));
+  if (options.scheduled && summary.batchFull && summary.reaped > 0 && patched(SCHEDULED_PASS_PATCH)) {
+    // No ticker runs the next pass at once: this one does, as a new run of the same workflow
+    // id, so the Schedule (overlap SKIP) sees one pass until the backlog is drained.
+    log.info('full batch with progress: continuing as new to drain the backlog', { reaped: summary.reaped });
+    await continueAsNew<typeof reapPass>(input);
+  }
   return summary;
+}
+
+/** A scheduled pass that could not list counts as failed, as the ticker counts it. */
+async function recordScheduledFailure(summary: PassSummary): Promise<void> {
+  const { recordPassFailure } = proxyActivities<Activities>({
+    startToCloseTimeout: '10 seconds',
+    retry: { initialInterval: '1 second', maximumInterval: '5 seconds', maximumAttempts: 3 },
+  });
+  await recordPassFailure({
+    passId: summary.passId,
+    reason: 'list_failed',
+    message: `${summary.aborted?.errorType}: ${summary.aborted?.message}`,
+  }).catch((err: unknown) => log.error('could not record the pass failure', { error: String(err) }));
 }
 
 const errorOf = (f: Failure) => ({ errorType: f.type, message: f.message });

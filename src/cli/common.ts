@@ -1,9 +1,9 @@
 import { InvalidArgumentError } from 'commander';
 import pino from 'pino';
-import { ReaperClient } from '../client';
 import { loadConfig, parseDuration, type ReaperConfig } from '../config';
 import { createLogger } from '../logger';
 import { connectClient, temporalTarget } from '../temporal-connection';
+import { openTrigger, type ReaperTrigger } from '../trigger';
 
 /** What every command group shares: exit codes, configuration, output, argument parsers. */
 
@@ -41,9 +41,9 @@ export function config(): ReaperConfig {
   return loadConfig();
 }
 
-export async function reaperClient(cfg: ReaperConfig): Promise<ReaperClient> {
-  const client = await connectClient(temporalTarget());
-  return new ReaperClient(client, cfg.tickerWorkflowId);
+/** The ticker or the Schedule, per REAPER_TRIGGER: the same commands in both modes. */
+export async function reaperClient(cfg: ReaperConfig): Promise<ReaperTrigger> {
+  return openTrigger(await connectClient(temporalTarget()), cfg);
 }
 
 export function print(json: boolean, value: unknown, text: string): void {

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
-import type { ReaperClient } from '../client';
-import { formatStatus, formatSummary } from '../operator-format';
+import { formatSummary } from '../operator-format';
+import { formatReaperStatus, type ReaperTrigger } from '../trigger';
 import { CliExit, config, EXIT, print, reaperClient } from './common';
 
 /** `reap-now`, `status`, `pause`, `resume`: talking to the running ticker through Temporal. */
@@ -43,7 +43,7 @@ export function addTickerCommands(program: Command): void {
     .action(async (opts: { json?: boolean }) => {
       const reaper = await reaperClient(config());
       const status = await reaper.status();
-      print(!!opts.json, status, formatStatus(status));
+      print(!!opts.json, status, formatReaperStatus(status));
     });
 
   program
@@ -68,7 +68,7 @@ export function addTickerCommands(program: Command): void {
 }
 
 /** Polls the running pass's current details and redraws one status line on stderr. */
-function showProgress(reaper: ReaperClient): () => void {
+function showProgress(reaper: ReaperTrigger): () => void {
   let stopped = false;
   let last = '';
   const tick = async () => {

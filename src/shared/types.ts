@@ -50,6 +50,12 @@ export interface ReapPassOptions {
    * provisioner database that does not answer before the pass ends without it. Default 2 min.
    */
   readonly bookkeepingBudgetMs?: number;
+  /**
+   * Set by the Schedule trigger (src/trigger/schedule.ts): no ticker follows the pass, so the
+   * pass itself continues as new after a full batch that made progress (backlog catch-up) and
+   * counts its own failed listing as a pass failure. Unset on passes a ticker starts.
+   */
+  readonly scheduled?: boolean;
   /** Upsert the ReapedPoolTokens search attribute (false when the namespace lacks it). */
   readonly recordReapedTokens?: boolean;
   /** Bounded so a pass always ends; the next pass retries whatever is left. */
