@@ -105,10 +105,12 @@ export function buildProgram(): Command {
     .action(async (opts: { createDatabase?: boolean }) => {
       const cfg = config();
       const log = operatorLogger(cfg);
-      if (opts.createDatabase && (await ensureDatabase(cfg.provisionerDatabaseUrl))) {
+      // MIGRATE_DATABASE_URL: the role that owns pool_items (see deploy/postgres), when the worker's does not.
+      const url = cfg.migrateDatabaseUrl ?? cfg.provisionerDatabaseUrl;
+      if (opts.createDatabase && (await ensureDatabase(url))) {
         log.info({ event: 'pool_reaper.database.created' }, 'provisioner database created');
       }
-      const result = await migrate(cfg.provisionerDatabaseUrl, log);
+      const result = await migrate(url, log);
       process.stdout.write(
         `schema at version ${result.current}${result.applied.length ? ` (applied ${result.applied.join(', ')})` : ' (up to date)'}\n`,
       );

@@ -1,5 +1,8 @@
+import { readFileSync } from 'node:fs';
 import ms from 'ms';
 import { z } from 'zod';
+import { withPostgresTls } from './config/postgres-tls';
+import { resolveSecretFiles } from './config/secrets-from-files';
 import { DEFAULT_CLUSTER } from './shared/clusters';
 import { MAX_TICKER_DURATION_MS } from './shared/messages';
 
@@ -12,10 +15,14 @@ export interface ReaperConfig {
   readonly taskQueue: string;
   readonly tickerWorkflowId: string;
   readonly provisionerDatabaseUrl: string;
+  /** The role `migrate` connects as (MIGRATE_DATABASE_URL), when it is not the worker's. */
+  readonly migrateDatabaseUrl: string | undefined;
   /** Admin URL per Postgres cluster id (`local:0` is POSTGRES_ADMIN_URL). */
   readonly postgresClusters: ReadonlyMap<string, string>;
   /** Redis URL per cluster id (`local:0` is REDIS_URL). */
   readonly redisClusters: ReadonlyMap<string, string>;
+  /** PEM of the CA that signs the Redis servers' certificates (REDIS_TLS_CA_FILE), for rediss:// URLs. */
+  readonly redisTlsCa: string | undefined;
   readonly platformDatabaseUrl: string | undefined;
   readonly metricsPort: number;
   readonly temporalMetricsPort: number | undefined;
@@ -55,10 +62,12 @@ export const ENV_DEFAULTS = {
   TEMPORAL_TASK_QUEUE: 'pool-reaper',
   REAPER_WORKFLOW_ID: 'pool-reaper',
   PROVISIONER_DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/pool_provisioner',
+  MIGRATE_DATABASE_URL: '',
   POSTGRES_ADMIN_URL: 'postgres://postgres@127.0.0.1:5432/postgres',
   POSTGRES_ADMIN_URLS: '',
   REDIS_URL: 'redis://127.0.0.1:6379',
   REDIS_URLS: '',
+  REDIS_TLS_CA_FILE: '',
   PLATFORM_DATABASE_URL: '',
   METRICS_PORT: '9464',
   TEMPORAL_METRICS_PORT: '',
@@ -177,10 +186,26 @@ function checkReclaimGraces(stuckAssignedGraceMs: number, orphanGraceMs: number)
   }
 }
 
+function readRedisCa(file: string): string | undefined {
+  if (file === '') return undefined;
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(
+      'REDIS_TLS_CA_FILE',
+      `a readable PEM file, got ${(err as NodeJS.ErrnoException).code} for ${file}`,
+    );
+  }
+}
+
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 
-export function loadConfig(env: Env = process.env): ReaperConfig {
+export function loadConfig(rawEnv: Env = process.env): ReaperConfig {
+  // <NAME>_FILE first (mounted secrets), so every check below sees one value per variable.
+  const env = resolveSecretFiles(rawEnv);
   const pgProtocols = ['postgres:', 'postgresql:'];
+  const pgUrl = (variable: string, raw: string) =>
+    withPostgresTls(variable, parseUrl(variable, raw, pgProtocols), env);
   const redisProtocols = ['redis:', 'rediss:'];
   const logLevel = read(env, 'LOG_LEVEL');
   if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
@@ -221,16 +246,20 @@ export function loadConfig(env: Env = process.env): ReaperConfig {
   return {
     taskQueue,
     tickerWorkflowId,
-    provisionerDatabaseUrl: parseUrl(
-      'PROVISIONER_DATABASE_URL',
-      read(env, 'PROVISIONER_DATABASE_URL'),
-      pgProtocols,
-    ),
-    postgresClusters: parseClusterList(
-      'POSTGRES_ADMIN_URLS',
-      read(env, 'POSTGRES_ADMIN_URLS'),
-      parseUrl('POSTGRES_ADMIN_URL', read(env, 'POSTGRES_ADMIN_URL'), pgProtocols),
-      pgProtocols,
+    provisionerDatabaseUrl: pgUrl('PROVISIONER_DATABASE_URL', read(env, 'PROVISIONER_DATABASE_URL')),
+    migrateDatabaseUrl:
+      read(env, 'MIGRATE_DATABASE_URL') === ''
+        ? undefined
+        : pgUrl('MIGRATE_DATABASE_URL', read(env, 'MIGRATE_DATABASE_URL')),
+    postgresClusters: new Map(
+      [
+        ...parseClusterList(
+          'POSTGRES_ADMIN_URLS',
+          read(env, 'POSTGRES_ADMIN_URLS'),
+          pgUrl('POSTGRES_ADMIN_URL', read(env, 'POSTGRES_ADMIN_URL')),
+          pgProtocols,
+        ),
+      ].map(([id, url]) => [id, withPostgresTls(`POSTGRES_ADMIN_URLS (${id})`, url, env)]),
     ),
     redisClusters: parseClusterList(
       'REDIS_URLS',
@@ -238,8 +267,8 @@ export function loadConfig(env: Env = process.env): ReaperConfig {
       parseUrl('REDIS_URL', read(env, 'REDIS_URL'), redisProtocols),
       redisProtocols,
     ),
-    platformDatabaseUrl:
-      platform === '' ? undefined : parseUrl('PLATFORM_DATABASE_URL', platform, pgProtocols),
+    redisTlsCa: readRedisCa(read(env, 'REDIS_TLS_CA_FILE')),
+    platformDatabaseUrl: platform === '' ? undefined : pgUrl('PLATFORM_DATABASE_URL', platform),
     metricsPort: parseInteger('METRICS_PORT', read(env, 'METRICS_PORT'), 0, 65535),
     temporalMetricsPort:
       temporalMetricsPort === ''

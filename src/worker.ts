@@ -6,6 +6,7 @@ import pg from 'pg';
 import { createActivities } from '../activities';
 import { ensureSearchAttributes, ensureTicker, tickerSettingsFrom } from './client';
 import type { ReaperConfig } from './config';
+import { isTlsFailure, TlsRefusedError } from './config/postgres-tls';
 import type { Logger } from './logger';
 import { createMetrics, type MetricsServer, type SharedSnapshot, serveMetrics } from './metrics';
 import { PlatformStore } from './platform/platform-store';
@@ -65,6 +66,8 @@ export async function checkProvisionerDatabase(
       break;
     } catch (err) {
       const error = scrubSecrets(String((err as Error).message ?? err).split('\n')[0] ?? '');
+      // A certificate that does not verify will not verify on the next attempt either.
+      if (isTlsFailure(err)) throw new TlsRefusedError('PROVISIONER_DATABASE_URL', error);
       // The server answered: the database is not there. Waiting will not create it.
       if (err instanceof pg.DatabaseError && err.code === '3D000') {
         throw new SchemaOutdatedError(
@@ -168,6 +171,7 @@ export async function startWorker(
     redisClusters: config.redisClusters,
     concurrency: config.concurrency,
     log,
+    ...(config.redisTlsCa !== undefined ? { redis: { tlsCa: config.redisTlsCa } } : {}),
   });
   // Read-only, a few connections: one classification per pass and one re-check per orphan step.
   const platform = config.platformDatabaseUrl
