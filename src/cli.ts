@@ -5,10 +5,16 @@ import { ConfigError, loadConfig, parseDuration, type ReaperConfig } from './con
 import { createLogger } from './logger';
 import { formatDuration, formatStatus, formatSummary } from './operator-format';
 import { seedFromCli } from './provision/seed-cli';
+import { handOverReaperObjects } from './store/hand-over';
 import { ensureDatabase, migrate, SchemaOutdatedError } from './store/migrate';
 import { PoolStore } from './store/pool-store';
 import { connectClient, TemporalUnreachableError, temporalTarget } from './temporal-connection';
-import { ProvisionerUnreachableError, startWorker } from './worker';
+import {
+  ProvisionerUnreachableError,
+  startWorker,
+  TEMPORAL_LOST_EXIT_CODE,
+  TemporalLostError,
+} from './worker';
 
 /** Exit codes, documented in the README. */
 export const EXIT = {
@@ -24,6 +30,8 @@ export const EXIT = {
   passErrors: 6,
   /** The provisioner database did not answer (worker start-up). */
   databaseUnreachable: 7,
+  /** The running worker lost Temporal for longer than REAPER_TEMPORAL_LOSS_LIMIT. */
+  temporalLost: TEMPORAL_LOST_EXIT_CODE,
 } as const;
 
 class CliExit extends Error {
@@ -111,6 +119,8 @@ export function buildProgram(): Command {
         log.info({ event: 'pool_reaper.database.created' }, 'provisioner database created');
       }
       const result = await migrate(url, log);
+      const worker = decodeURIComponent(new URL(cfg.provisionerDatabaseUrl).username);
+      if (cfg.migrateDatabaseUrl && worker !== '') await handOverReaperObjects(url, worker, log);
       process.stdout.write(
         `schema at version ${result.current}${result.applied.length ? ` (applied ${result.applied.join(', ')})` : ' (up to date)'}\n`,
       );
@@ -306,6 +316,7 @@ function exitCodeFor(err: unknown): number {
   if (err instanceof PassFailedError) return EXIT.passErrors;
   if (err instanceof SchemaOutdatedError) return EXIT.usage;
   if (err instanceof ProvisionerUnreachableError) return EXIT.databaseUnreachable;
+  if (err instanceof TemporalLostError) return EXIT.temporalLost;
   return EXIT.failed;
 }
 

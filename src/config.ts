@@ -41,6 +41,8 @@ export interface ReaperConfig {
   readonly shutdownGraceMs: number;
   /** How long `worker` start-up waits for the provisioner database before it exits. */
   readonly startupTimeoutMs: number;
+  /** Temporal unreachable this long ends the worker (exit 8) so that its supervisor restarts it. */
+  readonly temporalLossLimitMs: number;
   readonly logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
 }
 
@@ -83,6 +85,7 @@ export const ENV_DEFAULTS = {
   REAPER_ORPHAN_GRACE: '24h',
   REAPER_SHUTDOWN_GRACE: '30s',
   REAPER_STARTUP_TIMEOUT: '30s',
+  REAPER_TEMPORAL_LOSS_LIMIT: '2m',
   LOG_LEVEL: 'info',
 } as const;
 
@@ -287,6 +290,7 @@ export function loadConfig(rawEnv: Env = process.env): ReaperConfig {
     orphanGraceMs,
     shutdownGraceMs: parseDuration('REAPER_SHUTDOWN_GRACE', read(env, 'REAPER_SHUTDOWN_GRACE')),
     startupTimeoutMs: parseDuration('REAPER_STARTUP_TIMEOUT', read(env, 'REAPER_STARTUP_TIMEOUT')),
+    temporalLossLimitMs: parseDuration('REAPER_TEMPORAL_LOSS_LIMIT', read(env, 'REAPER_TEMPORAL_LOSS_LIMIT')),
     logLevel: logLevel as ReaperConfig['logLevel'],
   };
 }

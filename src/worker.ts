@@ -4,9 +4,11 @@ import type { Client } from '@temporalio/client';
 import { makeTelemetryFilterString, type NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import pg from 'pg';
 import { createActivities } from '../activities';
+import { registerBuildInfo } from './build-info';
 import { ensureSearchAttributes, ensureTicker, tickerSettingsFrom } from './client';
 import type { ReaperConfig } from './config';
 import { isTlsFailure, TlsRefusedError } from './config/postgres-tls';
+import { createHealth } from './health';
 import type { Logger } from './logger';
 import { createMetrics, type MetricsServer, type SharedSnapshot, serveMetrics } from './metrics';
 import { PlatformStore } from './platform/platform-store';
@@ -41,6 +43,14 @@ export function snapshotReader(store: PoolStore, failedGraceMs: number): () => P
       ...(ticker ? { paused: ticker.value.paused === true } : {}),
     };
   };
+}
+
+/** Exit code of a worker that lost Temporal for longer than REAPER_TEMPORAL_LOSS_LIMIT. */
+export const TEMPORAL_LOST_EXIT_CODE = 8;
+
+/** Temporal was unreachable for longer than REAPER_TEMPORAL_LOSS_LIMIT while the worker ran. */
+export class TemporalLostError extends Error {
+  override readonly name = 'TemporalLostError';
 }
 
 /** The provisioner database did not answer within the start-up budget. */
@@ -178,10 +188,33 @@ export async function startWorker(
     ? PlatformStore.connect(config.platformDatabaseUrl, { max: 4, log })
     : undefined;
   const metrics = createMetrics(snapshotReader(store, config.failedGraceMs), { tickMs: config.tickMs });
-  const metricsServer = await serveMetrics(metrics.registry, config.metricsPort);
+  registerBuildInfo(metrics.registry);
+  let worker: Worker | undefined;
+  let temporalLost: TemporalLostError | undefined;
+  const health = createHealth({
+    client,
+    db: store.pool,
+    workerState: () => worker?.getState() ?? 'INITIALIZED',
+    log,
+    temporalLossLimitMs: config.temporalLossLimitMs,
+    onTemporalLost: (downForMs) => {
+      temporalLost = new TemporalLostError(
+        `lost Temporal at ${target.address} for ${Math.round(downForMs / 1000)}s ` +
+          '(REAPER_TEMPORAL_LOSS_LIMIT): exiting so that the supervisor restarts the worker',
+      );
+      log.error({ event: 'pool_reaper.temporal.lost', downForMs }, temporalLost.message);
+      worker?.shutdown();
+      // The SDK's shutdown may itself wait on Temporal: never outlive the grace by much.
+      setTimeout(() => process.exit(TEMPORAL_LOST_EXIT_CODE), config.shutdownGraceMs + 5_000).unref();
+    },
+  });
+  const metricsServer = await serveMetrics(metrics.registry, config.metricsPort, '0.0.0.0', {
+    '/healthz': () => health.live(),
+    '/readyz': () => health.ready(),
+  });
   const searchAttributes = await ensureSearchAttributes(client, target.namespace, log);
 
-  const worker = await Worker.create({
+  worker = await Worker.create({
     connection,
     namespace: target.namespace,
     taskQueue: config.taskQueue,
@@ -210,6 +243,7 @@ export async function startWorker(
     stickyQueueScheduleToStartTimeout: '5 seconds',
   });
 
+  const running = worker;
   if (options.ensureTicker !== false) {
     const mirror = await store.readState<TickerMirror>(STATE_KEYS.ticker);
     await ensureTicker(client, {
@@ -226,8 +260,9 @@ export async function startWorker(
 
   const done = (async () => {
     try {
-      await worker.run();
+      await running.run();
     } finally {
+      health.stop();
       await Promise.allSettled([
         teardown.close(),
         store.close(),
@@ -238,7 +273,8 @@ export async function startWorker(
       await connection.close().catch(() => undefined);
       log.info({ event: 'pool_reaper.worker.stopped' }, 'worker stopped');
     }
+    if (temporalLost) throw temporalLost;
   })();
 
-  return { worker, client, metricsServer, done, shutdown: () => worker.shutdown() };
+  return { worker: running, client, metricsServer, done, shutdown: () => running.shutdown() };
 }
