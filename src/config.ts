@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import ms from 'ms';
 import { z } from 'zod';
+import { ConfigError } from './config/config-error';
 import { withPostgresTls } from './config/postgres-tls';
 import { resolveSecretFiles } from './config/secrets-from-files';
 import { DEFAULT_CLUSTER } from './shared/clusters';
@@ -46,16 +47,8 @@ export interface ReaperConfig {
   readonly logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
 }
 
-/** Raised for a missing or malformed variable; the message is one line that names it. */
-export class ConfigError extends Error {
-  override readonly name = 'ConfigError';
-  constructor(
-    readonly variable: string,
-    readonly expected: string,
-  ) {
-    super(`${variable}: expected ${expected}`);
-  }
-}
+// In a module of its own so that src/config/* can raise it without an import cycle.
+export { ConfigError } from './config/config-error';
 
 export { clusterOf, DEFAULT_CLUSTER } from './shared/clusters';
 

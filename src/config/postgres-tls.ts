@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { ConfigError } from '../config';
+import { ConfigError } from './config-error';
 
 type Env = Readonly<Record<string, string | undefined>>;
 

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { ConfigError } from '../config';
+import { ConfigError } from './config-error';
 
 /**
  * The variables that may carry a password. Each also reads from `<NAME>_FILE`, the path of a
