@@ -11,6 +11,7 @@
 --                            UPDATE (the row lock a teardown holds) needs an UPDATE privilege,
 --                            granted on the status column only. It owns the pool_reaper_*
 --                            tables and nothing else (ANALYZE of its sweep table needs that).
+--                            It cannot drop, alter or index pool_items.
 -- :migrate_role              `pool-reaper migrate`. It adds two indexes to pool_items, which
 --                            only pool_items' owner may do: hence membership in :items_owner.
 --                            It creates the pool_reaper_* tables and hands each to
@@ -38,7 +39,10 @@ SELECT format('ALTER ROLE %I LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICA
   FROM unnest(ARRAY[:'reaper_role', :'migrate_role']) AS r \gexec
 
 SELECT format('GRANT CONNECT ON DATABASE %I TO %I, %I', current_database(), :'reaper_role', :'migrate_role') \gexec
-SELECT format('GRANT USAGE ON SCHEMA %I TO %I', current_schema(), :'reaper_role') \gexec
+-- CREATE too: ALTER TABLE ... OWNER TO (migrate handing the reaper its tables) requires the
+-- new owner to hold CREATE on the schema. It lets the worker create tables of its own there;
+-- it gives it nothing on anyone else's.
+SELECT format('GRANT USAGE, CREATE ON SCHEMA %I TO %I', current_schema(), :'reaper_role') \gexec
 SELECT format('GRANT USAGE, CREATE ON SCHEMA %I TO %I', current_schema(), :'migrate_role') \gexec
 
 SELECT format('GRANT SELECT, DELETE ON pool_items TO %I', :'reaper_role') \gexec

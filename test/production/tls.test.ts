@@ -235,7 +235,7 @@ describe('TLS to Postgres (second cluster) and Redis with a CA made in the test'
     const lines = result.stderr.split('\n').filter((l) => l.trim() !== '');
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatch(
-      /^pool-reaper: PROVISIONER_DATABASE_URL: TLS to the server failed \(self[- ]signed certificate in certificate chain\); check sslmode and sslrootcert/,
+      /^pool-reaper: PROVISIONER_DATABASE_URL: TLS to the server failed \((self[- ]signed certificate in certificate chain|unable to verify the first certificate)\); check sslmode and sslrootcert/,
     );
     expect(result.stdout).not.toContain('pool_reaper.provisioner_db.unreachable');
   });
