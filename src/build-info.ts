@@ -1,6 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Gauge, type Registry } from 'prom-client';
+import { METRIC_NAMES } from './metrics';
 
 export interface BuildInfo {
   /** package.json's version: also what a Worker Deployment build id would be taken from. */
@@ -37,7 +38,7 @@ export function buildInfo(): BuildInfo {
  */
 export function registerBuildInfo(registry: Registry, info: BuildInfo = buildInfo()): BuildInfo {
   new Gauge({
-    name: 'instant_pool_reaper_build_info',
+    name: METRIC_NAMES.buildInfo,
     help: 'Always 1; the labels name the pool-reaper version, Node.js version and Temporal SDK version.',
     labelNames: ['version', 'node_version', 'temporal_sdk_version'] as const,
     registers: [registry],

@@ -40,6 +40,8 @@ export const METRIC_NAMES = {
   staleFailedOldest: 'instant_pool_stale_failed_oldest_age_seconds',
   paused: 'instant_pool_reaper_paused',
   tick: 'instant_pool_reaper_tick_seconds',
+  /** Registered by src/build-info.ts. */
+  buildInfo: 'instant_pool_reaper_build_info',
 } as const;
 
 export interface ReaperMetrics {
