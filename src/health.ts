@@ -1,8 +1,8 @@
 import type { Client } from '@temporalio/client';
 import type { State as WorkerState } from '@temporalio/worker';
 import type { Logger } from './logger';
+import { scrubSecrets } from './shared/secrets';
 import { assertSchemaCurrent } from './store/migrate';
-import { scrubSecrets } from './teardown/errors';
 
 /** One probe's answer: the HTTP status and a small JSON body naming what failed. */
 export interface ProbeResult {

@@ -1,5 +1,6 @@
 import pg from 'pg';
 import { type FailureTreatment, treatmentOf } from '../shared/failure-types';
+import { scrubSecrets } from '../shared/secrets';
 import type { TeardownResult } from '../shared/types';
 
 /**
@@ -130,18 +131,8 @@ export function isRefusal(
   );
 }
 
-const MAX_MESSAGE = 400;
-
-/**
- * Removes credentials from free text: `scheme://user:pass@host` loses its user info and
- * libpq-style `password=...` its value. Driver messages can embed the URL they failed on.
- */
-export function scrubSecrets(text: string): string {
-  const scrubbed = text
-    .replace(/([a-z][a-z0-9+.-]*:\/\/)[^\s/@]*@/gi, '$1[redacted]@')
-    .replace(/(password\s*=\s*)('[^']*'|"[^"]*"|\S+)/gi, '$1[redacted]');
-  return scrubbed.length > MAX_MESSAGE ? `${scrubbed.slice(0, MAX_MESSAGE)}…` : scrubbed;
-}
+/** Re-exported: callers inside the teardown and its tests import it from here. */
+export { scrubSecrets };
 
 /** What a failing statement was doing, for the message and the partial result. */
 export interface ErrorContext {
