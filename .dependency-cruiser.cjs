@@ -82,6 +82,15 @@ module.exports = {
       to: { path: '^(activities|workflows)/', dependencyTypesNot: ['type-only'] },
     },
     {
+      name: 'dev-tools-stay-out-of-production',
+      comment:
+        'src/dev/ (the local stack, seeding fake items) is for development: only the CLI wires it in, ' +
+        'never the worker, the activities or the library.',
+      severity: 'error',
+      from: { path: '^(src|activities|workflows)/', pathNot: ['^src/dev/', '^src/cli(\\.ts|/)'] },
+      to: { path: '^src/dev/' },
+    },
+    {
       name: 'no-circular',
       comment: 'A cycle makes load order matter and rooms inseparable.',
       severity: 'error',

@@ -1,7 +1,7 @@
 import type { WorkflowHandle } from '@temporalio/client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ReaperClient } from '../../src/client';
-import { seedItems } from '../../src/provision/seed';
+import { seedItems } from '../../src/dev/seed';
 import { configureSignal, type TickerSettings } from '../../src/shared/messages';
 import { poolReaper } from '../../workflows/pool-reaper';
 import { TEST_POSTGRES_URL, TEST_REDIS_URL, uniqueSuffix } from '../helpers/env';

@@ -16,9 +16,9 @@ import Redis from 'ioredis';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config';
+import { newPoolToken, provisionItem } from '../../src/dev/seed';
 import { freePort } from '../../src/dev/temporal-server';
 import { createLogger } from '../../src/logger';
-import { newPoolToken, provisionItem } from '../../src/provision/seed';
 import { createTeardownRegistry } from '../../src/teardown';
 import { TEST_POSTGRES_URL_2 } from '../helpers/env';
 
