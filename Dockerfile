@@ -1,10 +1,11 @@
 # syntax=docker/dockerfile:1
-# pool-reaper worker image: `docker build -t pool-reaper .`
+# pool-reaper worker image: `docker build -t pool-reaper .` (Node.js 24, the active LTS line;
+# pin by digest in your registry mirror for reproducible builds: node:24-bookworm-slim@sha256:...)
 #   docker run --rm pool-reaper --help                        # the CLI
 #   docker run --rm -e TEMPORAL_ADDRESS=... pool-reaper       # the worker (default command)
 #   docker run --rm pool-reaper migrate --create-database     # one-shot schema migration
 
-FROM node:20-bookworm-slim AS build
+FROM node:24-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
 # --ignore-scripts: `prepare` would run the build before the sources are copied. No runtime
@@ -21,7 +22,7 @@ RUN npm run build \
  && rm -rf node_modules/@temporalio/core-bridge/releases/*-apple-darwin \
            node_modules/@temporalio/core-bridge/releases/*-windows-*
 
-FROM node:20-bookworm-slim
+FROM node:24-bookworm-slim
 ENV NODE_ENV=production
 WORKDIR /app
 COPY --from=build /app/package.json ./package.json

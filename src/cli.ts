@@ -9,7 +9,7 @@ import { ConfigError } from './config';
 import { SeedRefusedError } from './dev/dev-database';
 import { SchemaOutdatedError } from './store/migrate';
 import { TemporalUnreachableError } from './temporal-connection';
-import { ProvisionerUnreachableError } from './worker';
+import { ProvisionerUnreachableError, TemporalLostError } from './worker';
 
 /**
  * The `pool-reaper` binary (bin/pool-reaper.js, `node dist/src/cli.js`): the program, its exit
@@ -38,6 +38,7 @@ function exitCodeFor(err: unknown): number {
   if (err instanceof PassFailedError) return EXIT.passErrors;
   if (err instanceof SchemaOutdatedError) return EXIT.usage;
   if (err instanceof ProvisionerUnreachableError) return EXIT.databaseUnreachable;
+  if (err instanceof TemporalLostError) return EXIT.temporalLost;
   return EXIT.failed;
 }
 

@@ -1,5 +1,9 @@
+import { readFileSync } from 'node:fs';
 import ms from 'ms';
 import { z } from 'zod';
+import { ConfigError } from './config/config-error';
+import { withPostgresTls } from './config/postgres-tls';
+import { resolveSecretFiles } from './config/secrets-from-files';
 import { DEFAULT_CLUSTER } from './shared/clusters';
 import { MAX_TICKER_DURATION_MS } from './shared/messages';
 
@@ -14,10 +18,14 @@ export interface ReaperConfig {
   /** What starts passes: the ticker workflow, or a Temporal Schedule (docs/triggers.md). */
   readonly trigger: 'ticker' | 'schedule';
   readonly provisionerDatabaseUrl: string;
+  /** The role `migrate` connects as (MIGRATE_DATABASE_URL), when it is not the worker's. */
+  readonly migrateDatabaseUrl: string | undefined;
   /** Admin URL per Postgres cluster id (`local:0` is POSTGRES_ADMIN_URL). */
   readonly postgresClusters: ReadonlyMap<string, string>;
   /** Redis URL per cluster id (`local:0` is REDIS_URL). */
   readonly redisClusters: ReadonlyMap<string, string>;
+  /** PEM of the CA that signs the Redis servers' certificates (REDIS_TLS_CA_FILE), for rediss:// URLs. */
+  readonly redisTlsCa: string | undefined;
   readonly platformDatabaseUrl: string | undefined;
   readonly metricsPort: number;
   readonly temporalMetricsPort: number | undefined;
@@ -36,19 +44,13 @@ export interface ReaperConfig {
   readonly shutdownGraceMs: number;
   /** How long `worker` start-up waits for the provisioner database before it exits. */
   readonly startupTimeoutMs: number;
+  /** Temporal unreachable this long ends the worker (exit 8) so that its supervisor restarts it. */
+  readonly temporalLossLimitMs: number;
   readonly logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
 }
 
-/** Raised for a missing or malformed variable; the message is one line that names it. */
-export class ConfigError extends Error {
-  override readonly name = 'ConfigError';
-  constructor(
-    readonly variable: string,
-    readonly expected: string,
-  ) {
-    super(`${variable}: expected ${expected}`);
-  }
-}
+// In a module of its own so that src/config/* can raise it without an import cycle.
+export { ConfigError } from './config/config-error';
 
 export { clusterOf, DEFAULT_CLUSTER } from './shared/clusters';
 
@@ -58,10 +60,12 @@ export const ENV_DEFAULTS = {
   REAPER_WORKFLOW_ID: 'pool-reaper',
   REAPER_TRIGGER: 'ticker',
   PROVISIONER_DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/pool_provisioner',
+  MIGRATE_DATABASE_URL: '',
   POSTGRES_ADMIN_URL: 'postgres://postgres@127.0.0.1:5432/postgres',
   POSTGRES_ADMIN_URLS: '',
   REDIS_URL: 'redis://127.0.0.1:6379',
   REDIS_URLS: '',
+  REDIS_TLS_CA_FILE: '',
   PLATFORM_DATABASE_URL: '',
   METRICS_PORT: '9464',
   TEMPORAL_METRICS_PORT: '',
@@ -77,6 +81,7 @@ export const ENV_DEFAULTS = {
   REAPER_ORPHAN_GRACE: '24h',
   REAPER_SHUTDOWN_GRACE: '30s',
   REAPER_STARTUP_TIMEOUT: '30s',
+  REAPER_TEMPORAL_LOSS_LIMIT: '2m',
   LOG_LEVEL: 'info',
 } as const;
 
@@ -180,10 +185,26 @@ function checkReclaimGraces(stuckAssignedGraceMs: number, orphanGraceMs: number)
   }
 }
 
+function readRedisCa(file: string): string | undefined {
+  if (file === '') return undefined;
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(
+      'REDIS_TLS_CA_FILE',
+      `a readable PEM file, got ${(err as NodeJS.ErrnoException).code} for ${file}`,
+    );
+  }
+}
+
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 
-export function loadConfig(env: Env = process.env): ReaperConfig {
+export function loadConfig(rawEnv: Env = process.env): ReaperConfig {
+  // <NAME>_FILE first (mounted secrets), so every check below sees one value per variable.
+  const env = resolveSecretFiles(rawEnv);
   const pgProtocols = ['postgres:', 'postgresql:'];
+  const pgUrl = (variable: string, raw: string) =>
+    withPostgresTls(variable, parseUrl(variable, raw, pgProtocols), env);
   const redisProtocols = ['redis:', 'rediss:'];
   const logLevel = read(env, 'LOG_LEVEL');
   if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
@@ -229,16 +250,20 @@ export function loadConfig(env: Env = process.env): ReaperConfig {
     taskQueue,
     tickerWorkflowId,
     trigger,
-    provisionerDatabaseUrl: parseUrl(
-      'PROVISIONER_DATABASE_URL',
-      read(env, 'PROVISIONER_DATABASE_URL'),
-      pgProtocols,
-    ),
-    postgresClusters: parseClusterList(
-      'POSTGRES_ADMIN_URLS',
-      read(env, 'POSTGRES_ADMIN_URLS'),
-      parseUrl('POSTGRES_ADMIN_URL', read(env, 'POSTGRES_ADMIN_URL'), pgProtocols),
-      pgProtocols,
+    provisionerDatabaseUrl: pgUrl('PROVISIONER_DATABASE_URL', read(env, 'PROVISIONER_DATABASE_URL')),
+    migrateDatabaseUrl:
+      read(env, 'MIGRATE_DATABASE_URL') === ''
+        ? undefined
+        : pgUrl('MIGRATE_DATABASE_URL', read(env, 'MIGRATE_DATABASE_URL')),
+    postgresClusters: new Map(
+      [
+        ...parseClusterList(
+          'POSTGRES_ADMIN_URLS',
+          read(env, 'POSTGRES_ADMIN_URLS'),
+          pgUrl('POSTGRES_ADMIN_URL', read(env, 'POSTGRES_ADMIN_URL')),
+          pgProtocols,
+        ),
+      ].map(([id, url]) => [id, withPostgresTls(`POSTGRES_ADMIN_URLS (${id})`, url, env)]),
     ),
     redisClusters: parseClusterList(
       'REDIS_URLS',
@@ -246,8 +271,8 @@ export function loadConfig(env: Env = process.env): ReaperConfig {
       parseUrl('REDIS_URL', read(env, 'REDIS_URL'), redisProtocols),
       redisProtocols,
     ),
-    platformDatabaseUrl:
-      platform === '' ? undefined : parseUrl('PLATFORM_DATABASE_URL', platform, pgProtocols),
+    redisTlsCa: readRedisCa(read(env, 'REDIS_TLS_CA_FILE')),
+    platformDatabaseUrl: platform === '' ? undefined : pgUrl('PLATFORM_DATABASE_URL', platform),
     metricsPort: parseInteger('METRICS_PORT', read(env, 'METRICS_PORT'), 0, 65535),
     temporalMetricsPort:
       temporalMetricsPort === ''
@@ -266,6 +291,7 @@ export function loadConfig(env: Env = process.env): ReaperConfig {
     orphanGraceMs,
     shutdownGraceMs: parseDuration('REAPER_SHUTDOWN_GRACE', read(env, 'REAPER_SHUTDOWN_GRACE')),
     startupTimeoutMs: parseDuration('REAPER_STARTUP_TIMEOUT', read(env, 'REAPER_STARTUP_TIMEOUT')),
+    temporalLossLimitMs: parseDuration('REAPER_TEMPORAL_LOSS_LIMIT', read(env, 'REAPER_TEMPORAL_LOSS_LIMIT')),
     logLevel: logLevel as ReaperConfig['logLevel'],
   };
 }

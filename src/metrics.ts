@@ -40,6 +40,8 @@ export const METRIC_NAMES = {
   staleFailedOldest: 'instant_pool_stale_failed_oldest_age_seconds',
   paused: 'instant_pool_reaper_paused',
   tick: 'instant_pool_reaper_tick_seconds',
+  /** Registered by src/build-info.ts. */
+  buildInfo: 'instant_pool_reaper_build_info',
 } as const;
 
 export interface ReaperMetrics {
@@ -272,13 +274,30 @@ export interface MetricsServer {
   close(): Promise<void>;
 }
 
-/** GET /metrics in Prometheus text format; anything else is a 404. */
+/** Further GET paths on the metrics port (/healthz, /readyz): a status and a JSON body. */
+export type ExtraRoutes = Readonly<
+  Record<string, () => Promise<{ status: number; body: Readonly<Record<string, unknown>> }>>
+>;
+
+/** GET /metrics in Prometheus text format, GET of an extra route; anything else is a 404. */
 export async function serveMetrics(
   registry: Registry,
   port: number,
   host = '0.0.0.0',
+  routes: ExtraRoutes = {},
 ): Promise<MetricsServer> {
   const server = http.createServer((req, res) => {
+    const route = Object.hasOwn(routes, (req.url ?? '').split('?')[0] ?? '')
+      ? routes[(req.url ?? '').split('?')[0] ?? '']
+      : undefined;
+    if (req.method === 'GET' && route) {
+      route().then(
+        ({ status, body }) =>
+          res.writeHead(status, { 'content-type': 'application/json' }).end(`${JSON.stringify(body)}\n`),
+        (err: Error) => res.writeHead(503).end(`${JSON.stringify({ ok: false, error: err.message })}\n`),
+      );
+      return;
+    }
     if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') {
       res.writeHead(404).end('not found\n');
       return;

@@ -3,8 +3,11 @@ import { makeTelemetryFilterString, type NativeConnection, Runtime, Worker } fro
 import pg from 'pg';
 import { createActivities } from '../activities';
 import { workflowSource } from './build/workflow-source';
+import { registerBuildInfo } from './build-info';
 import { ensureSearchAttributes } from './client';
 import type { ReaperConfig } from './config';
+import { isTlsFailure, TlsRefusedError } from './config/postgres-tls';
+import { createHealth } from './health';
 import type { Logger } from './logger';
 import { createMetrics, type MetricsServer, type SharedSnapshot, serveMetrics } from './metrics';
 import { PlatformStore } from './platform/platform-store';
@@ -42,6 +45,14 @@ export function snapshotReader(store: PoolStore, failedGraceMs: number): () => P
   };
 }
 
+/** Exit code of a worker that lost Temporal for longer than REAPER_TEMPORAL_LOSS_LIMIT. */
+export const TEMPORAL_LOST_EXIT_CODE = 8;
+
+/** Temporal was unreachable for longer than REAPER_TEMPORAL_LOSS_LIMIT while the worker ran. */
+export class TemporalLostError extends Error {
+  override readonly name = 'TemporalLostError';
+}
+
 /** The provisioner database did not answer within the start-up budget. */
 export class ProvisionerUnreachableError extends Error {
   override readonly name = 'ProvisionerUnreachableError';
@@ -65,6 +76,8 @@ export async function checkProvisionerDatabase(
       break;
     } catch (err) {
       const error = scrubSecrets(String((err as Error).message ?? err).split('\n')[0] ?? '');
+      // A certificate that does not verify will not verify on the next attempt either.
+      if (isTlsFailure(err)) throw new TlsRefusedError('PROVISIONER_DATABASE_URL', error);
       // The server answered: the database is not there. Waiting will not create it.
       if (err instanceof pg.DatabaseError && err.code === '3D000') {
         throw new SchemaOutdatedError(
@@ -160,16 +173,40 @@ export async function startWorker(
     redisClusters: config.redisClusters,
     concurrency: config.concurrency,
     log,
+    ...(config.redisTlsCa !== undefined ? { redis: { tlsCa: config.redisTlsCa } } : {}),
   });
   // Read-only, a few connections: one classification per pass and one re-check per orphan step.
   const platform = config.platformDatabaseUrl
     ? PlatformStore.connect(config.platformDatabaseUrl, { max: 4, log })
     : undefined;
   const metrics = createMetrics(snapshotReader(store, config.failedGraceMs), { tickMs: config.tickMs });
-  const metricsServer = await serveMetrics(metrics.registry, config.metricsPort);
+  registerBuildInfo(metrics.registry);
+  let worker: Worker | undefined;
+  let temporalLost: TemporalLostError | undefined;
+  const health = createHealth({
+    client,
+    db: store.pool,
+    workerState: () => worker?.getState() ?? 'INITIALIZED',
+    log,
+    temporalLossLimitMs: config.temporalLossLimitMs,
+    onTemporalLost: (downForMs) => {
+      temporalLost = new TemporalLostError(
+        `lost Temporal at ${target.address} for ${Math.round(downForMs / 1000)}s ` +
+          '(REAPER_TEMPORAL_LOSS_LIMIT): exiting so that the supervisor restarts the worker',
+      );
+      log.error({ event: 'pool_reaper.temporal.lost', downForMs }, temporalLost.message);
+      worker?.shutdown();
+      // The SDK's shutdown may itself wait on Temporal: never outlive the grace by much.
+      setTimeout(() => process.exit(TEMPORAL_LOST_EXIT_CODE), config.shutdownGraceMs + 5_000).unref();
+    },
+  });
+  const metricsServer = await serveMetrics(metrics.registry, config.metricsPort, '0.0.0.0', {
+    '/healthz': () => health.live(),
+    '/readyz': () => health.ready(),
+  });
   const searchAttributes = await ensureSearchAttributes(client, target.namespace, log);
 
-  const worker = await Worker.create({
+  worker = await Worker.create({
     connection,
     namespace: target.namespace,
     taskQueue: config.taskQueue,
@@ -198,10 +235,13 @@ export async function startWorker(
     stickyQueueScheduleToStartTimeout: '5 seconds',
   });
 
+  const running = worker;
+
   const done = (async () => {
     try {
-      await worker.run();
+      await running.run();
     } finally {
+      health.stop();
       await Promise.allSettled([
         teardown.close(),
         store.close(),
@@ -212,6 +252,7 @@ export async function startWorker(
       await connection.close().catch(() => undefined);
       log.info({ event: 'pool_reaper.worker.stopped' }, 'worker stopped');
     }
+    if (temporalLost) throw temporalLost;
   })();
 
   if (options.ensureTicker !== false) {
@@ -220,11 +261,11 @@ export async function startWorker(
     try {
       await ensureTrigger({ client, store, config, recordReapedTokens: searchAttributes, log });
     } catch (err) {
-      worker.shutdown();
+      running.shutdown();
       await done.catch(() => undefined);
       throw err;
     }
   }
 
-  return { worker, client, metricsServer, done, shutdown: () => worker.shutdown() };
+  return { worker: running, client, metricsServer, done, shutdown: () => running.shutdown() };
 }

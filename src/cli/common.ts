@@ -21,6 +21,8 @@ export const EXIT = {
   passErrors: 6,
   /** The provisioner database did not answer (worker start-up). */
   databaseUnreachable: 7,
+  /** The running worker lost Temporal for longer than REAPER_TEMPORAL_LOSS_LIMIT (TEMPORAL_LOST_EXIT_CODE). */
+  temporalLost: 8,
 } as const;
 
 export class CliExit extends Error {

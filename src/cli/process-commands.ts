@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { createLogger } from '../logger';
+import { handOverReaperObjects } from '../store/hand-over';
 import { ensureDatabase, migrate } from '../store/migrate';
 import { temporalTarget } from '../temporal-connection';
 import { startWorker } from '../worker';
@@ -38,10 +39,14 @@ export function addProcessCommands(program: Command): void {
     .action(async (opts: { createDatabase?: boolean }) => {
       const cfg = config();
       const log = operatorLogger(cfg);
-      if (opts.createDatabase && (await ensureDatabase(cfg.provisionerDatabaseUrl))) {
+      // MIGRATE_DATABASE_URL: the role that owns pool_items (see deploy/postgres), when the worker's does not.
+      const url = cfg.migrateDatabaseUrl ?? cfg.provisionerDatabaseUrl;
+      if (opts.createDatabase && (await ensureDatabase(url))) {
         log.info({ event: 'pool_reaper.database.created' }, 'provisioner database created');
       }
-      const result = await migrate(cfg.provisionerDatabaseUrl, log);
+      const result = await migrate(url, log);
+      const worker = decodeURIComponent(new URL(cfg.provisionerDatabaseUrl).username);
+      if (cfg.migrateDatabaseUrl && worker !== '') await handOverReaperObjects(url, worker, log);
       process.stdout.write(
         `schema at version ${result.current}${result.applied.length ? ` (applied ${result.applied.join(', ')})` : ' (up to date)'}\n`,
       );

@@ -33,6 +33,8 @@ export interface RedisBackendOptions {
   readonly commandTimeoutMs?: number;
   /** Limit on opening the connection. Default 5 s. */
   readonly connectTimeoutMs?: number;
+  /** CA (PEM) for `rediss://` URLs whose servers are not signed by a public CA (REDIS_TLS_CA_FILE). */
+  readonly tlsCa?: string;
 }
 
 export interface RedisPlan {
@@ -103,6 +105,7 @@ export function createRedisBackend(options: RedisBackendOptions): RedisBackend {
         maxRetriesPerRequest: 1,
         retryStrategy: (times) => Math.min(times * 200, 2_000),
         connectionName: 'pool-reaper-teardown',
+        ...(options.tlsCa !== undefined && url.startsWith('rediss://') ? { tls: { ca: options.tlsCa } } : {}),
       });
       // Without a listener ioredis prints every connection error; the teardown reports them.
       client.on('error', (err: Error) =>

@@ -134,6 +134,13 @@ describe('docker-compose.yml', () => {
     }
   });
 
+  it('pins every image to a release tag (never latest, never a bare major)', () => {
+    for (const [name, s] of Object.entries(services)) {
+      if (s.image === undefined || s.build !== undefined) continue;
+      expect(s.image, name).toMatch(/:v?\d+\.\d+(\.\d+)?(-[a-z0-9]+)?$/);
+    }
+  });
+
   it('publishes the ports the docs promise', () => {
     const expected: Record<string, number[]> = {
       temporal: [7233, 8233],
@@ -213,11 +220,11 @@ describe('docker-compose.yml', () => {
       expect(argv.filter((a) => forbidden.includes(a))).toEqual([]);
   });
 
-  it('builds a non-root node:20-bookworm-slim image exposing both metrics ports', () => {
+  it('builds a non-root node:24-bookworm-slim image (the Node.js LTS) exposing both metrics ports', () => {
     const { text } = dockerfileArgv();
     const froms = [...text.matchAll(/^FROM\s+(\S+)/gm)].map((m) => m[1]);
     expect(froms.length).toBeGreaterThanOrEqual(2);
-    expect(new Set(froms)).toEqual(new Set(['node:20-bookworm-slim']));
+    expect(new Set(froms)).toEqual(new Set(['node:24-bookworm-slim']));
     expect(text).toMatch(/^RUN npm ci\b/m);
     expect(text).toMatch(/npm run build/);
     expect(text).toMatch(/npm prune --omit=dev/);

@@ -213,13 +213,17 @@ describe('the shipped dashboard', () => {
         exprs.some((e) => pattern.test(e)),
         String(pattern),
       ).toBe(true);
-    has(/increase\(instant_pool_reap_pass_duration_seconds_count\[1h\]\)/);
-    has(/rate\(instant_pool_reap_total\[/);
+    // Reaper series carry the dashboard's job/instance selector: {job=~"$job",instance=~"$instance"}.
+    const sel = String.raw`(\{job=~"\$job",instance=~"\$instance"\})?`;
+    has(new RegExp(String.raw`increase\(instant_pool_reap_pass_duration_seconds_count${sel}\[1h\]\)`));
+    has(new RegExp(String.raw`rate\(instant_pool_reap_total${sel}\[`));
     has(/instant_pool_stuck_assigned/);
-    has(/by \(resource_type, class\) \(instant_pool_assigned_items\)/);
+    has(new RegExp(String.raw`by \(resource_type, class\) \(instant_pool_assigned_items${sel}\)`));
     has(/instant_pool_quarantined_items/);
     has(/histogram_quantile\(0\.\d+, .*instant_pool_reap_pass_duration_seconds_bucket/);
     has(/time\(\) - .*instant_pool_reap_last_pass_completed_timestamp_seconds/);
+    has(/instant_pool_stale_failed_items/);
+    has(/instant_pool_reaper_build_info/);
     has(/temporal_worker_task_slots_available/);
     has(/temporal_worker_task_slots_used/);
     has(/histogram_quantile\(0\.\d+, .*temporal_activity_schedule_to_start_latency_bucket/);

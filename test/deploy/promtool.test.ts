@@ -76,7 +76,9 @@ describe('promtool', () => {
         e
           .replace(/\$__rate_interval|\$\{__rate_interval\}/g, '1m')
           .replace(/\$__interval|\$\{__interval\}/g, '15s')
-          .replace(/\$__range|\$\{__range\}/g, '6h'),
+          .replace(/\$__range|\$\{__range\}/g, '6h')
+          // The dashboard's job and instance variables, as "All" substitutes them.
+          .replace(/\$job|\$instance/g, '.*'),
       );
       expect(substituted.filter((e) => e.includes('$'))).toEqual([]);
       const file = path.join(dir, 'dashboard.rules.yml');
@@ -109,9 +111,15 @@ describe('the alert rules', () => {
       expr: 'max(instant_pool_stuck_assigned) by (resource_type) > 0',
       for: '1h',
     });
-    expect(byName.get('ReaperStalled')?.expr).toMatch(
-      /time\(\) - instant_pool_reap_last_pass_completed_timestamp_seconds > 3 \* 30\s+or absent\(instant_pool_reap_last_pass_completed_timestamp_seconds\)/,
+    // Issue 19: three of each replica's ticks (30s for one that does not export its tick),
+    // silent while paused; still fires when no replica exports the last-pass time.
+    const stalled = byName.get('ReaperStalled')?.expr.replace(/\s+/g, ' ') ?? '';
+    expect(stalled).toContain(
+      'time() - instant_pool_reap_last_pass_completed_timestamp_seconds > on (instance, job) 3 * instant_pool_reaper_tick_seconds',
     );
+    expect(stalled).toContain('> 3 * 30 unless on (instance, job) instant_pool_reaper_tick_seconds');
+    expect(stalled).toContain('unless on (instance, job) (instant_pool_reaper_paused == 1)');
+    expect(stalled).toMatch(/or absent\(instant_pool_reap_last_pass_completed_timestamp_seconds\)$/);
     expect(byName.get('PoolItemsQuarantined')?.expr).toBe(
       'max(instant_pool_quarantined_items) by (resource_type) > 0',
     );

@@ -1,4 +1,5 @@
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { Client, Connection, type WorkflowHandle } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
@@ -67,6 +68,12 @@ describe('a real worker process: metrics it exports, and secrets it never shows'
     unreachable: `OtherClusterPw${uniqueSuffix()}`,
   };
   let connectionUrlPasswords: string[] = [];
+  const secretDir = mkdtempSync(path.join(os.tmpdir(), 'pool-reaper-telemetry-'));
+  const secretFile = (value: string) => {
+    const file = path.join(secretDir, 'provisioner-database-url');
+    writeFileSync(file, `${value}\n`, { mode: 0o600 });
+    return file;
+  };
   let tickerId: string;
 
   beforeAll(async () => {
@@ -117,7 +124,8 @@ describe('a real worker process: metrics it exports, and secrets it never shows'
       REAPER_TICK: '1h',
       LOG_LEVEL: 'debug',
       TEMPORAL_METRICS_PORT: String(temporalMetricsPort),
-      PROVISIONER_DATABASE_URL: withPassword(db.url, secrets.provisioner),
+      // From a file, as a mounted Secret passes it (issue 19): the secret must not leak from there either.
+      PROVISIONER_DATABASE_URL_FILE: secretFile(withPassword(db.url, secrets.provisioner)),
       POSTGRES_ADMIN_URL: withPassword(TEST_POSTGRES_URL, secrets.admin),
       POSTGRES_ADMIN_URLS: `local:1=postgres://postgres:${secrets.unreachable}@127.0.0.1:1/postgres`,
     });
@@ -133,6 +141,7 @@ describe('a real worker process: metrics it exports, and secrets it never shows'
     await worker?.exited;
     await connection?.close();
     await db?.drop();
+    rmSync(secretDir, { recursive: true, force: true });
   });
 
   const scrape = async (port: number) => (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
@@ -186,9 +195,15 @@ describe('a real worker process: metrics it exports, and secrets it never shows'
     }
   });
 
-  it('never shows a password: not in logs, /metrics, or the exported workflow histories', async () => {
+  it('never shows a password: not in logs, /metrics, /healthz, /readyz, or the exported workflow histories', async () => {
     const logs = [...worker.lines.map((l) => JSON.stringify(l)), ...worker.stderr].join('\n');
-    const metrics = (await scrape(worker.metricsPort)) + (await scrape(temporalMetricsPort));
+    const health = await Promise.all(
+      ['/healthz', '/readyz'].map(async (p) =>
+        (await fetch(`http://127.0.0.1:${worker.metricsPort}${p}`)).text(),
+      ),
+    );
+    const metrics =
+      (await scrape(worker.metricsPort)) + (await scrape(temporalMetricsPort)) + health.join('');
     const histories = await allHistories(client, client.workflow.getHandle(tickerId));
     expect(histories).toContain('deprovision'); // the histories were really read
     for (const secret of [...Object.values(secrets), ...connectionUrlPasswords]) {
