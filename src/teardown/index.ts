@@ -61,4 +61,16 @@ export {
   type RedisBackendOptions,
   type RedisPlan,
 } from './redis';
-export { createTeardownRegistry, type TeardownRegistry, type TeardownRegistryOptions } from './registry';
+export type {
+  BackendPlan,
+  GuardDecision,
+  PlannedObject,
+  PlannedObjectKind,
+  TeardownBackend,
+} from './backend';
+export {
+  createTeardownRegistry,
+  decisionOf,
+  type TeardownRegistry,
+  type TeardownRegistryOptions,
+} from './registry';
