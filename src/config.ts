@@ -35,6 +35,10 @@ export interface ReaperConfig {
   /** How long `worker` start-up waits for the provisioner database before it exits. */
   readonly startupTimeoutMs: number;
   readonly logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
+  /** REAPER_DRY_RUN: passes plan each item and touch nothing (docs/plan-and-dry-run.md). */
+  readonly dryRun: boolean;
+  /** TEMPORAL_UI_URL: the Web UI the CLI and log lines link passes to. */
+  readonly temporalUiUrl: string;
 }
 
 /** Raised for a missing or malformed variable; the message is one line that names it. */
@@ -75,6 +79,8 @@ export const ENV_DEFAULTS = {
   REAPER_SHUTDOWN_GRACE: '30s',
   REAPER_STARTUP_TIMEOUT: '30s',
   LOG_LEVEL: 'info',
+  REAPER_DRY_RUN: 'false',
+  TEMPORAL_UI_URL: 'http://localhost:8233',
 } as const;
 
 export type EnvName = keyof typeof ENV_DEFAULTS;
@@ -259,5 +265,10 @@ export function loadConfig(env: Env = process.env): ReaperConfig {
     shutdownGraceMs: parseDuration('REAPER_SHUTDOWN_GRACE', read(env, 'REAPER_SHUTDOWN_GRACE')),
     startupTimeoutMs: parseDuration('REAPER_STARTUP_TIMEOUT', read(env, 'REAPER_STARTUP_TIMEOUT')),
     logLevel: logLevel as ReaperConfig['logLevel'],
+    dryRun: parseBoolean('REAPER_DRY_RUN', read(env, 'REAPER_DRY_RUN')),
+    temporalUiUrl: parseUrl('TEMPORAL_UI_URL', read(env, 'TEMPORAL_UI_URL'), ['http:', 'https:']).replace(
+      /\/+$/,
+      '',
+    ),
   };
 }

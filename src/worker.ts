@@ -193,6 +193,7 @@ export async function startWorker(
         quarantineAfter: config.quarantineAfter,
         reclaimOrphans: config.reclaimOrphans,
         orphanGraceMs: config.orphanGraceMs,
+        temporalUiUrl: config.temporalUiUrl,
       },
       metrics,
       log,

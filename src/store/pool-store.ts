@@ -20,8 +20,8 @@ export class SharedPoolTokenError extends Error {
   }
 }
 
-/** Another row, not failed, with the same token as `p`. */
-const TOKEN_SHARED_SQL = `EXISTS (SELECT 1 FROM pool_items o
+/** Another row, not failed, with the same token as `p` (also read by src/plan/). */
+export const TOKEN_SHARED_SQL = `EXISTS (SELECT 1 FROM pool_items o
                            WHERE o.pool_token = p.pool_token AND o.id <> p.id AND o.status <> 'failed')`;
 
 /** Exponential backoff bounds. */

@@ -169,7 +169,12 @@ export function createRedisBackend(options: RedisBackendOptions): RedisBackend {
     if (legacy) {
       objects.push(
         legacy.refused
-          ? { kind: 'acl_user', name: legacy.name, exists: null, kept: `refused by the drop guard: ${legacy.refused.message}` }
+          ? {
+              kind: 'acl_user',
+              name: legacy.name,
+              exists: null,
+              kept: `refused by the drop guard: ${legacy.refused.message}`,
+            }
           : await userObject(legacy.name, true),
       );
     }

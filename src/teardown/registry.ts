@@ -64,7 +64,12 @@ const BACKENDS: ReadonlyArray<readonly [string, (options: TeardownRegistryOption
   [
     'postgres',
     (o) =>
-      createPostgresBackend({ ...o.postgres, clusters: o.postgresClusters, concurrency: o.concurrency, log: o.log }),
+      createPostgresBackend({
+        ...o.postgres,
+        clusters: o.postgresClusters,
+        concurrency: o.concurrency,
+        log: o.log,
+      }),
   ],
   ['redis', (o) => createRedisBackend({ ...o.redis, clusters: o.redisClusters, log: o.log })],
   [
@@ -88,14 +93,28 @@ function unsupportedError(item: PoolItemRef): UnsupportedResourceTypeError {
 }
 
 /** A refusal as a value: the site and rule the audit line would carry. */
-export function decisionOf(err: DropRefusedError | UnknownClusterError | UnsupportedResourceTypeError): GuardDecision {
+export function decisionOf(
+  err: DropRefusedError | UnknownClusterError | UnsupportedResourceTypeError,
+): GuardDecision {
   if (err instanceof DropRefusedError) {
     return { allowed: false, site: err.site, reason: err.reason, errorType: err.name, message: err.message };
   }
   if (err instanceof UnknownClusterError) {
-    return { allowed: false, site: 'cluster', reason: 'unknown_cluster', errorType: err.name, message: err.message };
+    return {
+      allowed: false,
+      site: 'cluster',
+      reason: 'unknown_cluster',
+      errorType: err.name,
+      message: err.message,
+    };
   }
-  return { allowed: false, site: 'resource_type', reason: 'unsupported', errorType: err.name, message: err.message };
+  return {
+    allowed: false,
+    site: 'resource_type',
+    reason: 'unsupported',
+    errorType: err.name,
+    message: err.message,
+  };
 }
 
 /** Routes each item to its backend by resource_type. Nothing connects until a teardown needs it. */
