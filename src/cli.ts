@@ -1,5 +1,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import pino from 'pino';
+import { CommandExit } from './cli/command-exit';
+import { registerPlanCommands } from './cli/plan';
 import { PassFailedError, ReaperClient, ReaperRequestRefusedError, TickerNotRunningError } from './client';
 import { ConfigError, loadConfig, parseDuration, type ReaperConfig } from './config';
 import { createLogger } from './logger';
@@ -263,6 +265,7 @@ export function buildProgram(): Command {
       }
     });
 
+  registerPlanCommands(program);
   return program;
 }
 
@@ -296,7 +299,7 @@ function showProgress(reaper: ReaperClient): () => void {
 }
 
 function exitCodeFor(err: unknown): number {
-  if (err instanceof CliExit) return err.code;
+  if (err instanceof CliExit || err instanceof CommandExit) return err.code;
   if (err instanceof ConfigError || (err as Error)?.name === 'SeedUsageError') return EXIT.usage;
   if (err instanceof TemporalUnreachableError) return EXIT.temporalUnreachable;
   if (err instanceof TickerNotRunningError) return EXIT.tickerNotRunning;
