@@ -259,14 +259,16 @@ describe('plan: what the next passes would do, read-only', () => {
       if (item.verdict !== 'reap') expect(typeof item.reason).toBe('string');
       for (const o of item.objects) expect(['database', 'role', 'keys', 'acl_user']).toContain(o.kind);
     }
-    expect(plan.totals.reap).toBe(3);
+    // Nothing holds the `locked` row now: that queue item (nothing per item to drop) is `reap`.
+    expect(got.get(items['locked']!.id)).toMatchObject({ verdict: 'reap', objects: [] });
+    expect(plan.totals).toEqual({ reap: 4, refuse: 3, skip: 3 });
     expect(result.stderr).not.toContain('provisioner.drop');
 
     const limited = await cli(['plan', '--json', '--limit', '2'], env);
     expect(JSON.parse(limited.stdout)).toMatchObject({ truncated: true, staleFailed: 10 });
     const text = await cli(['plan'], env);
     expect(text.code).toBe(0);
-    expect(text.stdout).toMatch(/totals: 10 item\(s\): reap 3, refuse 3, skip 4/);
+    expect(text.stdout).toMatch(/totals: 10 item\(s\): reap 4, refuse 3, skip 3/);
 
     const fresh = await cli(['explain', items['fresh']!.poolToken, '--json'], env);
     expect(fresh.code, fresh.stderr).toBe(0);
