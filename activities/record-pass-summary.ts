@@ -45,7 +45,7 @@ export function recordPassSummaryActivity({ store, metrics, log, settings }: Act
         ...(summary.dryRun ? { dryRun: true, planned: summary.dryRun } : {}),
         ...(settings.temporalUiUrl
           ? {
-              url: workflowUrl(
+              webUi: workflowUrl(
                 settings.temporalUiUrl,
                 Context.current().info.workflowNamespace ?? 'default',
                 summary.passId,

@@ -10,6 +10,7 @@ import { seedFromCli } from './provision/seed-cli';
 import { ensureDatabase, migrate, SchemaOutdatedError } from './store/migrate';
 import { PoolStore } from './store/pool-store';
 import { connectClient, TemporalUnreachableError, temporalTarget } from './temporal-connection';
+import { workflowUrl } from './ui-links';
 import { ProvisionerUnreachableError, startWorker } from './worker';
 
 /** Exit codes, documented in the README. */
@@ -161,7 +162,8 @@ export function buildProgram(): Command {
       try {
         const summary = await reaper.reapNowAndWait(request);
         stopProgress();
-        print(!!opts.json, summary, formatSummary(summary));
+        const url = workflowUrl(cfg.temporalUiUrl, temporalTarget().namespace, summary.passId);
+        print(!!opts.json, summary, `${formatSummary(summary)}\n  ${url}`);
         const errors = summary.deprovisionErrors + summary.deleteErrors;
         if (summary.aborted) throw new CliExit(EXIT.passErrors, `pass ${summary.passId} could not list`);
         if (errors > 0) throw new CliExit(EXIT.passErrors, `pass ${summary.passId} had ${errors} error(s)`);
