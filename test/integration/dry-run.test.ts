@@ -207,6 +207,17 @@ describe('dry-run passes, pass outcomes and explain', () => {
 
     const { summary: empty, handle: emptyHandle } = await h.runPass();
     expect(empty).toMatchObject({ listed: 0, outcome: 'empty' });
+    // An empty pass stays cheap: the outcome is one more event in the same last workflow task.
+    const { handle: bare } = await h.runPass({ recordPassOutcome: false });
+    const events = async (handle: typeof bare) => (await handle.fetchHistory()).events ?? [];
+    const [withOutcome, without] = [await events(emptyHandle), await events(bare)];
+    const tasks = (list: typeof without) => list.filter((e) => e.workflowTaskCompletedEventAttributes).length;
+    expect(withOutcome.length).toBe(without.length + 1);
+    expect(tasks(withOutcome)).toBe(tasks(without));
+    // (The SDK upserts TemporalChangeVersion for each patch too: count ours as the difference.)
+    const upserts = (list: typeof without) =>
+      list.filter((e) => e.upsertWorkflowSearchAttributesEventAttributes).length;
+    expect(upserts(withOutcome)).toBe(upserts(without) + 1);
 
     const list = async (query: string) => {
       const ids: string[] = [];
