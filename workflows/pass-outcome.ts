@@ -24,7 +24,9 @@ export function passOutcomeOf(s: PassSummary): PassOutcome {
  */
 export function withPassOutcome(summary: PassSummary, options: ReapPassOptions): PassSummary {
   const outcome = passOutcomeOf(summary);
-  if (options.recordPassOutcome !== false) {
+  // Only when the worker said the namespace has them: a pass started by an older ticker's
+  // settings must not upsert attributes that may not exist (that fails every workflow task).
+  if (options.recordPassOutcome === true) {
     upsertSearchAttributes([
       { key: REAP_OUTCOME_KEY, value: outcome },
       { key: REAPED_COUNT_KEY, value: summary.reaped + (summary.orphanReclaim?.reclaimed ?? 0) },

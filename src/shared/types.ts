@@ -60,7 +60,7 @@ export interface ReapPassOptions {
   readonly bookkeepingBudgetMs?: number;
   /** Upsert the ReapedPoolTokens search attribute (false when the namespace lacks it). */
   readonly recordReapedTokens?: boolean;
-  /** Upsert ReapOutcome and ReapedCount when the pass ends (false when the namespace lacks them). */
+  /** Upsert ReapOutcome and ReapedCount when the pass ends: only when true (the worker checked the namespace has them). */
   readonly recordPassOutcome?: boolean;
   /**
    * REAPER_DRY_RUN: plan each listed item (verdict and objects, in an activity per item) and

@@ -50,19 +50,20 @@ describe('a worker started with REAPER_DRY_RUN=true', () => {
       REDIS_URL: TEST_REDIS_URL,
       METRICS_PORT: '0',
       REAPER_DRY_RUN: 'true',
+      REAPER_SHUTDOWN_GRACE: '5s',
       TEMPORAL_UI_URL: 'http://ui.example:8233',
     };
     worker = await startWorkerProcess(env);
     await worker.waitForEvent('pool_reaper.ticker.ensured');
   });
   afterAll(async () => {
-    worker?.kill('SIGTERM');
-    await worker?.exited;
-    // The ticker outlives its worker: end it so it does not linger on the shared server.
+    // The ticker outlives its worker: end it first, so the worker has no task in flight to drain.
     await temporal?.client.workflow
       .getHandle(env['REAPER_WORKFLOW_ID']!)
       .terminate('test over')
       .catch(() => undefined);
+    worker?.kill('SIGTERM');
+    await worker?.exited;
     await temporal?.close();
     for (const token of provisioned) await cleanupToken(targets, token);
     await targets.close();
