@@ -14,15 +14,16 @@ import { Command } from 'commander';
 import pg from 'pg';
 import { createActivities } from '../activities';
 import { DEFAULT_CLUSTER, ENV_DEFAULTS } from '../src/config';
+import { mapWithConcurrency, type SeededItem, seedItems } from '../src/dev/seed';
 import { findTemporalCli } from '../src/dev/temporal-cli';
 import { startDevServer } from '../src/dev/temporal-server';
 import { createLogger } from '../src/logger';
 import { createMetrics } from '../src/metrics';
-import { mapWithConcurrency, type SeededItem, seedItems } from '../src/provision/seed';
-import type { PassSummary, PoolItemRef } from '../src/shared/types';
+import type { PoolItemRef } from '../src/shared/types';
 import { ensureDatabase, migrate } from '../src/store/migrate';
 import { PoolStore } from '../src/store/pool-store';
 import { createTeardownRegistry } from '../src/teardown';
+import { reapPass } from '../workflows/reap-pass';
 
 interface Options {
   postgres: number;
@@ -142,7 +143,7 @@ async function temporalPass(
   try {
     return await worker.runUntil(async () => {
       // Warm up: the first workflow task pays for the sandbox; the original reaper had no such cost.
-      await client.workflow.execute('reapPass', {
+      await client.workflow.execute(reapPass, {
         taskQueue,
         workflowId: `${taskQueue}-warmup`,
         args: [{ concurrency }],
@@ -151,12 +152,12 @@ async function temporalPass(
       const cpuBefore = cpuSeconds(server.process.pid);
       const selfBefore = process.cpuUsage();
       const started = performance.now();
-      const handle = await client.workflow.start('reapPass', {
+      const handle = await client.workflow.start(reapPass, {
         taskQueue,
         workflowId: `${taskQueue}-pass`,
         args: [{ concurrency, recordReapedTokens: true }],
       });
-      const summary = (await handle.result()) as PassSummary;
+      const summary = await handle.result();
       const seconds = (performance.now() - started) / 1000;
       const serverCpu = cpuSeconds(server.process.pid) - cpuBefore;
       const self = process.cpuUsage(selfBefore);

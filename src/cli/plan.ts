@@ -7,7 +7,6 @@ import { type ExplainDeps, explain } from '../plan/explain';
 import { formatExplanation, formatPlan } from '../plan/format';
 import { PlanStore } from '../plan/plan-store';
 import { computePlan } from '../plan/planner';
-import { WORKFLOW_TYPES } from '../shared/messages';
 import {
   PASS_OUTCOMES,
   REAP_OUTCOME,
@@ -19,7 +18,7 @@ import { PoolStore } from '../store/pool-store';
 import { createTeardownRegistry, type TeardownRegistry } from '../teardown/registry';
 import { connectClient, temporalTarget } from '../temporal-connection';
 import { workflowListUrl, workflowUrl } from '../ui-links';
-import { CommandExit } from './command-exit';
+import { CliExit } from './common';
 
 /**
  * `plan`, `explain` and `passes`: look before you drop. Read-only against the provisioner
@@ -29,6 +28,9 @@ import { CommandExit } from './command-exit';
 
 /** `explain` found nothing for the id or token (the same code as a ticker that is not running: "nothing there"). */
 export const EXIT_NOT_FOUND = 4;
+
+/** The pass workflow's type name, as visibility queries spell it (workflows/reap-pass.ts). */
+const PASS_WORKFLOW_TYPE = 'reapPass';
 
 function positiveInt(raw: string): number {
   const n = Number(raw);
@@ -121,7 +123,7 @@ export function registerPlanCommands(program: Command): void {
         try {
           const result = await explain(deps, idOrToken);
           if (result.rows.length === 0 && result.reaped.length === 0) {
-            throw new CommandExit(
+            throw new CliExit(
               EXIT_NOT_FOUND,
               `no pool item and no reaped tombstone matches ${JSON.stringify(idOrToken.slice(0, 100))}`,
             );
@@ -148,7 +150,7 @@ export function registerPlanCommands(program: Command): void {
           .map((o) => `'${o}'`)
           .join(', ');
         const query =
-          `WorkflowType = '${WORKFLOW_TYPES.pass}' AND TaskQueue = '${cfg.taskQueue}'` +
+          `WorkflowType = '${PASS_WORKFLOW_TYPE}' AND TaskQueue = '${cfg.taskQueue}'` +
           (opts.withWork ? ` AND ${REAP_OUTCOME} IN (${worked})` : '');
         const passes: Record<string, unknown>[] = [];
         for await (const wf of client.workflow.list({ query })) {

@@ -1,7 +1,7 @@
 import type pg from 'pg';
 import type { PoolItemRef } from '../shared/types';
 import { withCheckedOutClient } from '../store/checked-out-client';
-import { TOKEN_SHARED_SQL } from '../store/pool-store';
+import { TOKEN_SHARED_SQL } from '../store/item-lock';
 import { CLUSTER_SQL, FAILED_SINCE_SQL, secs, staleFailedSql } from '../store/predicates';
 
 /**

@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { seedItems } from '../../src/provision/seed';
+import { seedItems } from '../../src/dev/seed';
 import { TEST_POSTGRES_URL, TEST_REDIS_URL, uniqueSuffix } from '../helpers/env';
 import { createTestDatabase, databaseExists, roleExists, type TestDatabase } from '../helpers/postgres';
 import { insertRow } from '../helpers/rows';
