@@ -4,7 +4,7 @@ import type { ReaperMetrics } from '../src/metrics';
 import type { PlatformLookup } from '../src/platform/platform-store';
 import type { PoolItemRef, TeardownResult } from '../src/shared/types';
 import type { Backoff, PoolStore } from '../src/store/pool-store';
-import type { BackendPlan, GuardDecision } from '../src/teardown/backend';
+import type { BackendPlan, GuardDecision } from '../src/teardown';
 
 /** The slice of the teardown registry the activities use; tests may pass a fake. */
 export interface Teardown {

@@ -15,7 +15,7 @@ import {
   REAPED_COUNT_KEY,
 } from '../shared/search-attributes';
 import { PoolStore } from '../store/pool-store';
-import { createTeardownRegistry, type TeardownRegistry } from '../teardown/registry';
+import { createTeardownRegistry, type TeardownRegistry } from '../teardown';
 import { connectClient, temporalTarget } from '../temporal-connection';
 import { workflowListUrl, workflowUrl } from '../ui-links';
 import { CliExit } from './common';

@@ -1,7 +1,7 @@
 import type { Client } from '@temporalio/client';
 import { REAP_OUTCOME_KEY, REAPED_COUNT_KEY, REAPED_POOL_TOKENS } from '../shared/search-attributes';
 import type { PoolStore } from '../store/pool-store';
-import type { PlannedObject } from '../teardown/backend';
+import type { PlannedObject } from '../teardown';
 import { workflowUrl } from '../ui-links';
 import type { PlanStore } from './plan-store';
 import { type PlannedItem, planItem, type TeardownPlanner } from './planner';

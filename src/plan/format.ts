@@ -1,4 +1,4 @@
-import type { PlannedObject } from '../teardown/backend';
+import type { PlannedObject } from '../teardown';
 import type { Explanation } from './explain';
 import type { Plan } from './planner';
 

@@ -1,5 +1,5 @@
 import type { PoolStore } from '../store/pool-store';
-import type { BackendPlan, GuardDecision, PlannedObject } from '../teardown/backend';
+import type { BackendPlan, GuardDecision, PlannedObject } from '../teardown';
 import type { ItemStanding, PlanStore } from './plan-store';
 
 /**
