@@ -1,4 +1,3 @@
-import { ApplicationFailure } from '@temporalio/activity';
 import { PlanStore } from '../src/plan/plan-store';
 import { planItem } from '../src/plan/planner';
 import type { PlanItemResult, PoolItemRef } from '../src/shared/types';
@@ -17,7 +16,8 @@ export function planItemActivity(deps: ActivityDeps) {
     const log = activityLogger(deps.log);
     const { decide, plan } = teardown;
     if (decide === undefined || plan === undefined) {
-      throw ApplicationFailure.nonRetryable('this worker’s teardown cannot plan', 'PlanUnavailableError');
+      // A test double without a planner: a plain error, retried and then counted as planning failed.
+      throw new Error('this worker’s teardown cannot plan');
     }
     const echo = { itemId: item.id, poolToken: item.poolToken };
     const standing = await plans.byId(item.id, settings.failedGraceMs);
