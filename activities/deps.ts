@@ -4,6 +4,7 @@ import type { ReaperMetrics } from '../src/metrics';
 import type { PlatformLookup } from '../src/platform/platform-store';
 import type { PoolItemRef, TeardownResult } from '../src/shared/types';
 import type { Backoff, PoolStore } from '../src/store/pool-store';
+import type { BackendPlan, GuardDecision } from '../src/teardown';
 
 /** The slice of the teardown registry the activities use; tests may pass a fake. */
 export interface Teardown {
@@ -13,6 +14,10 @@ export interface Teardown {
     item: PoolItemRef,
     options?: { onProgress?: (step: string) => void; log?: Logger },
   ): Promise<TeardownResult>;
+  /** The guard's decision as a value, no audit line (dry-run passes; the registry has it). */
+  decide?(item: PoolItemRef): GuardDecision;
+  /** Read-only plan of a teardown (dry-run passes; the registry has it). */
+  plan?(item: PoolItemRef): Promise<BackendPlan>;
 }
 
 /**
@@ -54,6 +59,8 @@ export interface ActivitySettings {
   readonly platformSweepSliceRows?: number;
   /** How long a bound verdict stands before a complete platform scan must confirm it again. Default 6 h. */
   readonly platformReverifyMs?: number;
+  /** TEMPORAL_UI_URL: the pass-completed log line links the pass there. */
+  readonly temporalUiUrl?: string;
 }
 
 export const DEFAULT_ORPHAN_GRACE_MS = 24 * 3_600_000;

@@ -2,6 +2,7 @@ import { deleteItemActivity } from './delete-item';
 import { deprovisionActivity } from './deprovision';
 import type { ActivityDeps } from './deps';
 import { listStaleFailedActivity } from './list-stale-failed';
+import { planItemActivity } from './plan-item';
 import { recheckOrphanActivity } from './recheck-orphan';
 import { recordPassSummaryActivity } from './record-pass-summary';
 import { reportStuckAssignedActivity } from './report-stuck-assigned';
@@ -22,6 +23,7 @@ export function createActivities(deps: ActivityDeps) {
     deleteItem: deleteItemActivity(deps),
     reportStuckAssigned: reportStuckAssignedActivity(deps),
     recheckOrphan: recheckOrphanActivity(deps),
+    planItem: planItemActivity(deps),
     recordPassSummary: recordPassSummaryActivity(deps),
     recordPassFailure: recordPassFailureActivity(deps),
     recordTickerState: recordTickerStateActivity(deps),

@@ -1,11 +1,13 @@
+import { Context } from '@temporalio/activity';
 import type { PassSummary } from '../src/shared/types';
 import { STATE_KEYS } from '../src/store/state-keys';
+import { workflowUrl } from '../src/ui-links';
 import type { ActivityDeps } from './deps';
 
 /** Tombstones answer retried deletes (seconds to minutes later); a week leaves room for audits. */
 const TOMBSTONE_RETENTION_MS = 7 * 24 * 3_600_000;
 
-export function recordPassSummaryActivity({ store, metrics, log }: ActivityDeps) {
+export function recordPassSummaryActivity({ store, metrics, log, settings }: ActivityDeps) {
   /**
    * Counts the pass's outcomes and duration once per pass id (a retried attempt finds its
    * record and counts nothing), and stamps the shared last-pass time. Pruning old records is
@@ -39,6 +41,17 @@ export function recordPassSummaryActivity({ store, metrics, log }: ActivityDeps)
         skipped: summary.skipped,
         deferred: summary.deferred ?? 0,
         durationMs: summary.durationMs,
+        ...(summary.outcome ? { outcome: summary.outcome } : {}),
+        ...(summary.dryRun ? { dryRun: true, planned: summary.dryRun } : {}),
+        ...(settings.temporalUiUrl
+          ? {
+              webUi: workflowUrl(
+                settings.temporalUiUrl,
+                Context.current().info.workflowNamespace ?? 'default',
+                summary.passId,
+              ),
+            }
+          : {}),
         ...(summary.clustersDown?.length
           ? { clustersDown: summary.clustersDown.map((c) => `${c.resourceType}/${c.cluster}`) }
           : {}),
@@ -46,7 +59,7 @@ export function recordPassSummaryActivity({ store, metrics, log }: ActivityDeps)
         ...(summary.orphans ? { orphans: summary.orphans.total } : {}),
         ...(summary.orphanReclaim ? { orphansReclaimed: summary.orphanReclaim.reclaimed } : {}),
       },
-      'reap pass completed',
+      summary.dryRun ? 'reap pass completed (dry run: nothing touched)' : 'reap pass completed',
     );
   };
 }

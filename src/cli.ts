@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { CliExit, EXIT } from './cli/common';
 import { addDevCommands } from './cli/dev-commands';
+import { registerPlanCommands } from './cli/plan';
 import { addProcessCommands } from './cli/process-commands';
 import { addQuarantineCommands } from './cli/quarantine-commands';
 import { addTickerCommands } from './cli/ticker-commands';
@@ -26,6 +27,7 @@ export function buildProgram(): Command {
   addDevCommands(program);
   addTickerCommands(program);
   addQuarantineCommands(program);
+  registerPlanCommands(program);
   return program;
 }
 

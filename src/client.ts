@@ -16,7 +16,11 @@ import {
   type TickerSettings,
   type TickerStatus,
 } from './shared/messages';
-import { SEARCH_ATTRIBUTE_TYPES } from './shared/search-attributes';
+import {
+  PASS_OUTCOME_ATTRIBUTES,
+  REAPED_POOL_TOKENS,
+  SEARCH_ATTRIBUTE_TYPES,
+} from './shared/search-attributes';
 import type { PassSummary } from './shared/types';
 
 /** The ticker is not running (never started, or terminated): start a worker first. */
@@ -34,51 +38,95 @@ export class PassFailedError extends Error {
   override readonly name = 'PassFailedError';
 }
 
-export function tickerSettingsFrom(config: ReaperConfig, recordReapedTokens = true): TickerSettings {
+/**
+ * The ticker settings of this worker's config. `searchAttributes`: true (all registered),
+ * false (none), or the names the namespace has (ensureSearchAttributes).
+ */
+export function tickerSettingsFrom(
+  config: ReaperConfig,
+  searchAttributes: boolean | ReadonlySet<string> = true,
+): TickerSettings {
+  const has = (name: string) =>
+    typeof searchAttributes === 'boolean' ? searchAttributes : searchAttributes.has(name);
   return {
     tickMs: config.tickMs,
     passTimeoutMs: config.passTimeoutMs,
     pass: {
       concurrency: config.concurrency,
       clusterConcurrency: config.clusterConcurrency,
-      recordReapedTokens,
+      recordReapedTokens: has(REAPED_POOL_TOKENS),
+      recordPassOutcome: PASS_OUTCOME_ATTRIBUTES.every(has),
+      // Only when on: a worker without it starts passes exactly as before.
+      ...(config.dryRun ? { dryRun: true } : {}),
     },
   };
 }
 
-const KEYWORD_LIST = temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD_LIST;
+const INDEXED_TYPES: Readonly<Record<string, temporal.api.enums.v1.IndexedValueType>> = {
+  KeywordList: temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD_LIST,
+  Keyword: temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
+  Int: temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_INT,
+};
+
+/** The commands an operator runs to register what a namespace lacks. */
+export function searchAttributeCommands(namespace: string, names: readonly string[]): string[] {
+  const types: Readonly<Record<string, string>> = SEARCH_ATTRIBUTE_TYPES;
+  return names.map(
+    (n) =>
+      `temporal operator search-attribute create --namespace ${namespace} --name ${n} --type ${types[n]}`,
+  );
+}
 
 /**
  * Registers the reaper's search attributes when the cluster lets us (self-hosted); elsewhere
- * (e.g. Temporal Cloud) it logs the one command to run. Returns whether they are usable,
- * since upserting an unregistered attribute would fail every pass.
+ * (e.g. Temporal Cloud) it logs the commands to run. Returns the names that are usable, since
+ * upserting an unregistered attribute would fail every pass: a pass records only those.
  */
 export async function ensureSearchAttributes(
   client: Client,
   namespace: string,
   log: Logger,
-): Promise<boolean> {
+): Promise<ReadonlySet<string>> {
   const names = Object.keys(SEARCH_ATTRIBUTE_TYPES);
+  let known: Set<string> = new Set();
   try {
     const existing = await client.connection.operatorService.listSearchAttributes({ namespace });
-    const known = { ...existing.customAttributes, ...existing.systemAttributes };
-    const missing = names.filter((n) => !(n in known));
-    if (missing.length === 0) return true;
+    known = new Set([
+      ...Object.keys(existing.customAttributes ?? {}),
+      ...Object.keys(existing.systemAttributes ?? {}),
+    ]);
+    const missing = names.filter((n) => !known.has(n));
+    if (missing.length === 0) return known;
     await client.connection.operatorService.addSearchAttributes({
       namespace,
-      searchAttributes: Object.fromEntries(missing.map((n) => [n, KEYWORD_LIST])),
+      searchAttributes: Object.fromEntries(
+        missing.map((n) => [
+          n,
+          INDEXED_TYPES[(SEARCH_ATTRIBUTE_TYPES as Record<string, string>)[n] ?? 'Keyword'] ??
+            temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
+        ]),
+      ),
     });
     log.info(
       { event: 'pool_reaper.search_attributes.registered', names: missing },
       'search attributes registered',
     );
-    return true;
+    return new Set([...known, ...missing]);
   } catch (err) {
+    const missing = names.filter((n) => !known.has(n));
     log.warn(
-      { event: 'pool_reaper.search_attributes.unavailable', error: (err as Error).message.split('\n')[0] },
-      `search attribute ReapedPoolTokens is not registered and could not be: run \`temporal operator search-attribute create --namespace ${namespace} --name ReapedPoolTokens --type KeywordList\`; until then passes do not record reaped tokens`,
+      {
+        event: 'pool_reaper.search_attributes.unavailable',
+        missing,
+        error: (err as Error).message.split('\n')[0],
+      },
+      `search attribute(s) ${missing.join(', ')} not registered and could not be: run ` +
+        searchAttributeCommands(namespace, missing)
+          .map((c) => `\`${c}\``)
+          .join(' and ') +
+        '; until then passes do not record them (ReapedPoolTokens: the reaped tokens; ReapOutcome and ReapedCount: what each pass did)',
     );
-    return false;
+    return known;
   }
 }
 

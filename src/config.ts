@@ -47,6 +47,10 @@ export interface ReaperConfig {
   /** Temporal unreachable this long ends the worker (exit 8) so that its supervisor restarts it. */
   readonly temporalLossLimitMs: number;
   readonly logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal' | 'silent';
+  /** REAPER_DRY_RUN: passes plan each item and touch nothing (docs/plan-and-dry-run.md). */
+  readonly dryRun: boolean;
+  /** TEMPORAL_UI_URL: the Web UI the CLI and log lines link passes to. */
+  readonly temporalUiUrl: string;
 }
 
 // In a module of its own so that src/config/* can raise it without an import cycle.
@@ -83,6 +87,8 @@ export const ENV_DEFAULTS = {
   REAPER_STARTUP_TIMEOUT: '30s',
   REAPER_TEMPORAL_LOSS_LIMIT: '2m',
   LOG_LEVEL: 'info',
+  REAPER_DRY_RUN: 'false',
+  TEMPORAL_UI_URL: 'http://localhost:8233',
 } as const;
 
 export type EnvName = keyof typeof ENV_DEFAULTS;
@@ -293,5 +299,10 @@ export function loadConfig(rawEnv: Env = process.env): ReaperConfig {
     startupTimeoutMs: parseDuration('REAPER_STARTUP_TIMEOUT', read(env, 'REAPER_STARTUP_TIMEOUT')),
     temporalLossLimitMs: parseDuration('REAPER_TEMPORAL_LOSS_LIMIT', read(env, 'REAPER_TEMPORAL_LOSS_LIMIT')),
     logLevel: logLevel as ReaperConfig['logLevel'],
+    dryRun: parseBoolean('REAPER_DRY_RUN', read(env, 'REAPER_DRY_RUN')),
+    temporalUiUrl: parseUrl('TEMPORAL_UI_URL', read(env, 'TEMPORAL_UI_URL'), ['http:', 'https:']).replace(
+      /\/+$/,
+      '',
+    ),
   };
 }

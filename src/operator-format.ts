@@ -25,8 +25,17 @@ export function formatSummary(s: PassSummary): string {
       `  took ${formatDuration(s.durationMs)} (${s.startedAt} → ${s.finishedAt})`,
     ].join('\n');
   }
+  if (s.dryRun) {
+    return [
+      `pass ${s.passId} (DRY RUN: REAPER_DRY_RUN=true, nothing dropped, no row deleted)`,
+      `  listed ${s.listed}${s.batchFull ? ` (batch full at ${s.batchLimit})` : ''}: would reap ${s.dryRun.reap}, ` +
+        `refuse ${s.dryRun.refuse}, skip ${s.dryRun.skip}${s.dryRun.failed ? `, planning failed ${s.dryRun.failed}` : ''}`,
+      `  took ${formatDuration(s.durationMs)} (${s.startedAt} → ${s.finishedAt})`,
+      '  each item’s verdict and objects: its planItem activity in the pass history, or `pool-reaper plan`',
+    ].join('\n');
+  }
   const lines = [
-    `pass ${s.passId}`,
+    `pass ${s.passId}${s.outcome ? ` (${s.outcome})` : ''}`,
     `  listed ${s.listed}${s.batchFull ? ` (batch full at ${s.batchLimit}: more are waiting)` : ''}`,
     `  reaped ${s.reaped}, refused ${s.refused}, deprovision errors ${s.deprovisionErrors}, ` +
       `delete errors ${s.deleteErrors}, skipped ${s.skipped}${s.deferred ? `, deferred ${s.deferred}` : ''}`,
@@ -59,7 +68,8 @@ export function formatStatus(st: TickerStatus): string {
   const lines = [
     st.paused ? `paused: ${st.pauseReason ?? ''}` : 'running',
     `passes run: ${st.passesRun}${st.passesFailed ? ` (${st.passesFailed} failed)` : ''}`,
-    `tick: every ${formatDuration(st.settings.tickMs)}, concurrency ${st.settings.pass.concurrency}`,
+    `tick: every ${formatDuration(st.settings.tickMs)}, concurrency ${st.settings.pass.concurrency}` +
+      (st.settings.pass.dryRun ? ' (DRY RUN: passes plan and touch nothing)' : ''),
     st.currentPassId ? `current pass: ${st.currentPassId}` : `next tick: ${st.nextTickAt ?? '(paused)'}`,
   ];
   if (st.pendingForce) lines.push('a forced pass is pending');

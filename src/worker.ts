@@ -222,6 +222,7 @@ export async function startWorker(
         quarantineAfter: config.quarantineAfter,
         reclaimOrphans: config.reclaimOrphans,
         orphanGraceMs: config.orphanGraceMs,
+        temporalUiUrl: config.temporalUiUrl,
       },
       metrics,
       log,

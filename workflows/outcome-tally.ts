@@ -31,6 +31,7 @@ export class OutcomeTally {
     refused: 0,
     skipped: 0,
     deferred: 0,
+    planned: 0,
   };
   readonly errors: ItemError[] = [];
   private readonly counts = new Map<string, number>();

@@ -20,6 +20,7 @@ import type {
   ReapPassOptions,
   StuckAssignedReport,
 } from '../src/shared/types';
+import { describeDryRun, dryRunPass } from './dry-run-pass';
 import {
   deleteItemStep,
   deprovisionRecorded,
@@ -29,6 +30,7 @@ import {
   laneCount,
   OutcomeTally,
 } from './item-steps';
+import { DRY_RUN_PATCH, withPassOutcome } from './pass-outcome';
 import { describePass } from './pass-text';
 import { recordReapedTokens } from './reaped-tokens';
 import { orphanSummaryFields, reclaimOrphans } from './reclaim-orphans';
@@ -103,6 +105,8 @@ export async function reapPass(input: ReapPassOptions = { concurrency: 8 }): Pro
   // A pass started by hand or by an older ticker may carry anything: lanes must be a positive integer.
   const options: ReapPassOptions = { ...input, concurrency: laneCount(input.concurrency, 8) };
   const fair = patched(FAIR_CLUSTERS_PATCH);
+  // Outcome search attributes and the dry-run branch (workflows/pass-outcome.ts).
+  const outcomeAware = patched(DRY_RUN_PATCH);
   const startedAt = Date.now(); // workflow time: deterministic
   const passId = workflowInfo().workflowId;
   const activities = bookkeeping(options);
@@ -111,7 +115,8 @@ export async function reapPass(input: ReapPassOptions = { concurrency: 8 }): Pro
   try {
     listing = await activities.listStaleFailed();
   } catch (err) {
-    const summary = abortedPass(passId, startedAt, failureOf(err));
+    const aborted = abortedPass(passId, startedAt, failureOf(err));
+    const summary = outcomeAware ? withPassOutcome(aborted, options) : aborted;
     if (options.scheduled && patched(SCHEDULED_PASS_PATCH)) await recordScheduledFailure(summary);
     return summary;
   }
@@ -122,6 +127,17 @@ export async function reapPass(input: ReapPassOptions = { concurrency: 8 }): Pro
     (report): { report: StuckAssignedReport } => ({ report }),
     (error: unknown): { error: Failure } => ({ error: failureOf(error) }),
   );
+  if (outcomeAware && options.dryRun === true) {
+    const planned = withPassOutcome(
+      await dryRunPass({ passId, startedAt, listing, options, report: reportDone }),
+      options,
+    );
+    await activities.recordPassSummary(planned).catch((err: unknown) => {
+      log.error('could not record the pass summary', { error: failureOf(err).message });
+    });
+    setCurrentDetails(describeDryRun(planned));
+    return planned;
+  }
   const reapedTokens: string[] = [];
   const outcomes = new OutcomeTally(
     items.length,
@@ -198,7 +214,7 @@ export async function reapPass(input: ReapPassOptions = { concurrency: 8 }): Pro
         })
       : undefined;
   const finishedAt = Date.now();
-  const summary: PassSummary = {
+  const done: PassSummary = {
     passId,
     startedAt: new Date(startedAt).toISOString(),
     finishedAt: new Date(finishedAt).toISOString(),
@@ -220,6 +236,7 @@ export async function reapPass(input: ReapPassOptions = { concurrency: 8 }): Pro
     ...('error' in reported ? { stuckReportError: errorOf(reported.error) } : {}),
     ...orphanSummaryFields(report, reclaim),
   };
+  const summary = outcomeAware ? withPassOutcome(done, options) : done;
   await activities.recordPassSummary(summary).catch((err: unknown) => {
     // The pass did its work; only its counters are lost. The log line says so.
     log.error('could not record the pass summary', { error: failureOf(err).message });

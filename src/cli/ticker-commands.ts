@@ -1,6 +1,8 @@
 import type { Command } from 'commander';
 import { formatSummary } from '../operator-format';
+import { temporalTarget } from '../temporal-connection';
 import { formatReaperStatus, type ReaperTrigger } from '../trigger';
+import { workflowUrl } from '../ui-links';
 import { CliExit, config, EXIT, print, reaperClient } from './common';
 
 /** `reap-now`, `status`, `pause`, `resume`: talking to the running ticker through Temporal. */
@@ -27,7 +29,8 @@ export function addTickerCommands(program: Command): void {
       try {
         const summary = await reaper.reapNowAndWait(request);
         stopProgress();
-        print(!!opts.json, summary, formatSummary(summary));
+        const url = workflowUrl(cfg.temporalUiUrl, temporalTarget().namespace, summary.passId);
+        print(!!opts.json, summary, `${formatSummary(summary)}\n  ${url}`);
         const errors = summary.deprovisionErrors + summary.deleteErrors;
         if (summary.aborted) throw new CliExit(EXIT.passErrors, `pass ${summary.passId} could not list`);
         if (errors > 0) throw new CliExit(EXIT.passErrors, `pass ${summary.passId} had ${errors} error(s)`);

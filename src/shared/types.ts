@@ -34,7 +34,15 @@ export interface TeardownResult {
  * What a pass did with an item. `deferred`: not tried this pass because its cluster failed
  * earlier in the same pass (no activity ran for it; the cluster is counted and alerted on).
  */
-export type ReapOutcome = 'reaped' | 'deprovision_err' | 'delete_err' | 'refused' | 'skipped' | 'deferred';
+export type ReapOutcome =
+  | 'reaped'
+  | 'deprovision_err'
+  | 'delete_err'
+  | 'refused'
+  | 'skipped'
+  | 'deferred'
+  /** A dry-run pass planned the item and touched nothing (REAPER_DRY_RUN). */
+  | 'planned';
 
 /** How a pass runs its items; chosen by the worker's config and carried by the ticker. */
 export interface ReapPassOptions {
@@ -58,6 +66,13 @@ export interface ReapPassOptions {
   readonly scheduled?: boolean;
   /** Upsert the ReapedPoolTokens search attribute (false when the namespace lacks it). */
   readonly recordReapedTokens?: boolean;
+  /** Upsert ReapOutcome and ReapedCount when the pass ends: only when true (the worker checked the namespace has them). */
+  readonly recordPassOutcome?: boolean;
+  /**
+   * REAPER_DRY_RUN: plan each listed item (verdict and objects, in an activity per item) and
+   * touch nothing: no teardown, no row delete, no orphan reclamation.
+   */
+  readonly dryRun?: boolean;
   /** Bounded so a pass always ends; the next pass retries whatever is left. */
   readonly deprovisionRetry?: {
     readonly maximumAttempts?: number;
@@ -316,4 +331,35 @@ export interface PassSummary {
   readonly orphans?: OrphanAudit;
   /** Present when this pass reclaimed orphans (REAPER_RECLAIM_ORPHANS=true). */
   readonly orphanReclaim?: OrphanReclaimSummary;
+  /** Present on a dry-run pass: its verdicts (nothing was touched). */
+  readonly dryRun?: DryRunTotals;
+  /** What the pass did, as its ReapOutcome search attribute says (absent on older passes). */
+  readonly outcome?: string;
+}
+
+/** Verdicts of a dry-run pass; `failed`: items whose planning itself failed. */
+export interface DryRunTotals {
+  readonly reap: number;
+  readonly refuse: number;
+  readonly skip: number;
+  readonly failed: number;
+}
+
+/** One object a teardown would touch (see src/teardown/backend.ts PlannedObject). */
+export interface PlannedObjectInfo {
+  readonly kind: string;
+  readonly name: string;
+  readonly exists: boolean | null;
+  readonly count?: number;
+  readonly kept?: string;
+}
+
+/** What a dry-run pass's planItem activity found for one item. */
+export interface PlanItemResult {
+  readonly itemId: string;
+  readonly poolToken: string;
+  readonly verdict: 'reap' | 'refuse' | 'skip';
+  readonly reason?: string;
+  readonly guard?: { readonly site: string; readonly reason: string };
+  readonly objects: readonly PlannedObjectInfo[];
 }

@@ -1,5 +1,12 @@
 /** Safe teardown of pool items: guarded, audited, typed errors. Knows nothing of Temporal. */
 export { AUDIT_EVENTS, auditFor, auditResourceType, type DropAction, type ItemAudit } from './audit';
+export type {
+  BackendPlan,
+  GuardDecision,
+  PlannedObject,
+  PlannedObjectKind,
+  TeardownBackend,
+} from './backend';
 export {
   assertDroppableDatabase,
   assertDroppableRole,
@@ -61,4 +68,9 @@ export {
   type RedisBackendOptions,
   type RedisPlan,
 } from './redis';
-export { createTeardownRegistry, type TeardownRegistry, type TeardownRegistryOptions } from './registry';
+export {
+  createTeardownRegistry,
+  decisionOf,
+  type TeardownRegistry,
+  type TeardownRegistryOptions,
+} from './registry';

@@ -3,6 +3,7 @@ import type { Logger } from '../logger';
 import { clusterOf } from '../shared/clusters';
 import type { PoolItemRef, TeardownResult } from '../shared/types';
 import { auditFor, type DropAction, type ItemAudit } from './audit';
+import type { PlannedObject, TeardownBackend } from './backend';
 import { assertSafeToken, databaseNameFor, roleNameFor } from './drop-guard';
 import {
   classifyPostgresError,
@@ -55,11 +56,10 @@ export interface PostgresBackendOptions {
   readonly createPool?: (config: pg.PoolConfig) => PgPoolLike;
 }
 
-export interface PostgresBackend {
+export interface PostgresBackend extends TeardownBackend {
+  decide(item: PoolItemRef): PostgresPlan;
   /** Pure checks (guard, cluster) that throw before any connection opens; audits a refusal. */
   preflight(item: PoolItemRef, options?: Pick<TeardownCallOptions, 'log'>): PostgresPlan;
-  teardown(item: PoolItemRef, options?: TeardownCallOptions): Promise<TeardownResult>;
-  close(): Promise<void>;
 }
 
 export interface PostgresPlan {
@@ -107,18 +107,43 @@ export function createPostgresBackend(options: PostgresBackendOptions): Postgres
     return pool;
   }
 
+  /** The guard and the cluster check, pure: throws the refusal, audits nothing. */
+  function decide(item: PoolItemRef): PostgresPlan & { url: string } {
+    assertSafeToken(item.poolToken);
+    const database = databaseNameFor(item.poolToken);
+    const role = roleNameFor(item.poolToken);
+    const cluster = clusterOf(item.providerResourceId);
+    const url = clusters.get(cluster);
+    if (url === undefined) throw new UnknownClusterError(cluster, 'postgres');
+    return { cluster, database, role, url };
+  }
+
   function plan(item: PoolItemRef, audit: ItemAudit): PostgresPlan & { url: string } {
     try {
-      assertSafeToken(item.poolToken);
-      const database = databaseNameFor(item.poolToken);
-      const role = roleNameFor(item.poolToken);
-      const cluster = clusterOf(item.providerResourceId);
-      const url = clusters.get(cluster);
-      if (url === undefined) throw new UnknownClusterError(cluster, 'postgres');
-      return { cluster, database, role, url };
+      return decide(item);
     } catch (err) {
       if (isRefusal(err)) audit.refused(err);
       throw err;
+    }
+  }
+
+  /** Catalog reads only (pg_database, pg_roles): what a teardown would find. */
+  async function inspect(item: PoolItemRef): Promise<PlannedObject[]> {
+    const { cluster, database, role, url } = decide(item);
+    if (closed) throw new TransientTeardownError('the postgres teardown backend is closed');
+    const client = await poolFor(cluster, url).connect();
+    try {
+      const { rows } = await client.query<{ db: boolean; role: boolean }>(
+        `SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1) AS db,
+                EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $2) AS role`,
+        [database, role],
+      );
+      return [
+        { kind: 'database', name: database, exists: rows[0]?.db === true },
+        { kind: 'role', name: role, exists: rows[0]?.role === true },
+      ];
+    } finally {
+      client.release();
     }
   }
 
@@ -301,10 +326,16 @@ export function createPostgresBackend(options: PostgresBackendOptions): Postgres
   }
 
   return {
+    resourceType: 'postgres',
+    decide(item) {
+      const { cluster, database, role } = decide(item);
+      return { cluster, database, role };
+    },
     preflight(item, callOptions = {}) {
       const { cluster, database, role } = plan(item, auditFor(callOptions.log ?? log, item));
       return { cluster, database, role };
     },
+    inspect,
     teardown,
     async close() {
       closed = true;

@@ -2,6 +2,7 @@ import type { Logger } from '../logger';
 import { clusterOf } from '../shared/clusters';
 import type { PoolItemRef, TeardownResult } from '../shared/types';
 import { auditFor, type ItemAudit } from './audit';
+import type { TeardownBackend } from './backend';
 import { assertSafeToken } from './drop-guard';
 import { isRefusal, UnknownClusterError } from './errors';
 
@@ -28,31 +29,42 @@ export interface QueueBackendOptions {
   readonly log: Logger;
 }
 
-export interface QueueBackend {
+export interface QueueBackend extends TeardownBackend {
   preflight(item: PoolItemRef, options?: { log?: Logger }): { cluster: string };
-  teardown(item: PoolItemRef, options?: { log?: Logger }): TeardownResult;
 }
 
 export function createQueueBackend(options: QueueBackendOptions): QueueBackend {
+  /** The guard and the cluster check, pure: throws the refusal, audits nothing. */
+  function decide(item: PoolItemRef): { cluster: string } {
+    assertSafeToken(item.poolToken);
+    const cluster = clusterOf(item.providerResourceId);
+    if (!options.clusters.has(cluster)) throw new UnknownClusterError(cluster, 'queue');
+    return { cluster };
+  }
   function plan(item: PoolItemRef, audit: ItemAudit): { cluster: string } {
     try {
-      assertSafeToken(item.poolToken);
-      const cluster = clusterOf(item.providerResourceId);
-      if (!options.clusters.has(cluster)) throw new UnknownClusterError(cluster, 'queue');
-      return { cluster };
+      return decide(item);
     } catch (err) {
       if (isRefusal(err)) audit.refused(err);
       throw err;
     }
   }
   return {
+    resourceType: 'queue',
+    decide,
     preflight(item, callOptions = {}) {
       return plan(item, auditFor(callOptions.log ?? options.log, item));
     },
-    teardown(item, callOptions = {}) {
+    // Nothing per item lives on the shared NATS: a teardown touches no object.
+    async inspect(item) {
+      decide(item);
+      return [];
+    },
+    async teardown(item, callOptions = {}) {
       const { cluster } = plan(item, auditFor(callOptions.log ?? options.log, item));
       return teardownQueueItem(item, cluster);
     },
+    async close() {},
   };
 }
 

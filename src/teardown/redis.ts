@@ -3,6 +3,7 @@ import type { Logger } from '../logger';
 import { clusterOf } from '../shared/clusters';
 import type { PoolItemRef, TeardownResult } from '../shared/types';
 import { auditFor, type ItemAudit } from './audit';
+import type { PlannedObject, TeardownBackend } from './backend';
 import { assertSafeToken, legacyRedisAliasOf, redisUserFor, redisUserIsShared } from './drop-guard';
 import {
   classifyRedisError,
@@ -55,10 +56,9 @@ export interface RedisPlan {
   readonly keyPattern: string;
 }
 
-export interface RedisBackend {
+export interface RedisBackend extends TeardownBackend {
+  decide(item: PoolItemRef): RedisPlan;
   preflight(item: PoolItemRef, options?: Pick<TeardownCallOptions, 'log'>): RedisPlan;
-  teardown(item: PoolItemRef, options?: TeardownCallOptions): Promise<TeardownResult>;
-  close(): Promise<void>;
 }
 
 /** Escapes Redis glob specials so the token matches only itself (the guard already forbids them). */
@@ -122,25 +122,74 @@ export function createRedisBackend(options: RedisBackendOptions): RedisBackend {
    */
   function plan(item: PoolItemRef, audit: ItemAudit): RedisPlan & { url: string } {
     try {
-      assertSafeToken(item.poolToken);
-      const user = redisUserFor(item.poolToken);
-      const userShared = redisUserIsShared(item.poolToken);
-      const alias = legacyRedisAliasOf(item.poolToken);
-      const cluster = clusterOf(item.providerResourceId);
-      const url = clusters.get(cluster);
-      if (url === undefined) throw new UnknownClusterError(cluster, 'redis');
-      return {
-        cluster,
-        user,
-        userShared,
-        ...(alias.name === user ? {} : { legacy: alias }),
-        keyPattern: `${escapeRedisGlob(item.poolToken)}:*`,
-        url,
-      };
+      return decide(item);
     } catch (err) {
       if (isRefusal(err)) audit.refused(err);
       throw err;
     }
+  }
+
+  /** The guard and the cluster check, pure: throws the refusal, audits nothing. */
+  function decide(item: PoolItemRef): RedisPlan & { url: string } {
+    assertSafeToken(item.poolToken);
+    const user = redisUserFor(item.poolToken);
+    const userShared = redisUserIsShared(item.poolToken);
+    const alias = legacyRedisAliasOf(item.poolToken);
+    const cluster = clusterOf(item.providerResourceId);
+    const url = clusters.get(cluster);
+    if (url === undefined) throw new UnknownClusterError(cluster, 'redis');
+    return {
+      cluster,
+      user,
+      userShared,
+      ...(alias.name === user ? {} : { legacy: alias }),
+      keyPattern: `${escapeRedisGlob(item.poolToken)}:*`,
+      url,
+    };
+  }
+
+  /**
+   * Read-only: ACL GETUSER of the item's users and a full SCAN counting its keys. A user name
+   * other tokens may share is reported with `kept` when its key patterns are not exactly this
+   * token's, as the teardown would leave it.
+   */
+  async function inspect(item: PoolItemRef): Promise<PlannedObject[]> {
+    const { cluster, user, userShared, legacy, keyPattern, url } = decide(item);
+    if (closed) throw new TransientTeardownError('the redis teardown backend is closed');
+    const client = clientFor(cluster, url);
+    const own = `~${item.poolToken}:*`;
+    const userObject = async (name: string, shared: boolean): Promise<PlannedObject> => {
+      const reply = await client.call('ACL', 'GETUSER', name);
+      if (reply === null) return { kind: 'acl_user', name, exists: false };
+      if (!shared) return { kind: 'acl_user', name, exists: true };
+      const { patterns, allKeys, selectors } = aclKeyPatterns(reply);
+      const owned = !allKeys && selectors === 0 && patterns.length === 1 && patterns[0] === own;
+      return owned
+        ? { kind: 'acl_user', name, exists: true }
+        : { kind: 'acl_user', name, exists: true, kept: `key patterns are not exactly "${own}"` };
+    };
+    const objects: PlannedObject[] = [await userObject(user, userShared)];
+    if (legacy) {
+      objects.push(
+        legacy.refused
+          ? {
+              kind: 'acl_user',
+              name: legacy.name,
+              exists: null,
+              kept: `refused by the drop guard: ${legacy.refused.message}`,
+            }
+          : await userObject(legacy.name, true),
+      );
+    }
+    let cursor = '0';
+    let count = 0;
+    do {
+      const [next, found] = await client.scan(cursor, 'MATCH', keyPattern, 'COUNT', scanCount);
+      cursor = next;
+      count += found.filter((key) => key.startsWith(`${item.poolToken}:`)).length;
+    } while (cursor !== '0');
+    objects.push({ kind: 'keys', name: keyPattern, exists: count > 0, count });
+    return objects;
   }
 
   async function teardown(item: PoolItemRef, callOptions: TeardownCallOptions = {}): Promise<TeardownResult> {
@@ -269,10 +318,16 @@ export function createRedisBackend(options: RedisBackendOptions): RedisBackend {
   }
 
   return {
+    resourceType: 'redis',
+    decide(item) {
+      const { url: _, ...rest } = decide(item);
+      return rest;
+    },
     preflight(item, callOptions = {}) {
       const { url: _, ...rest } = plan(item, auditFor(callOptions.log ?? log, item));
       return rest;
     },
+    inspect,
     teardown,
     async close() {
       closed = true;

@@ -116,7 +116,8 @@ export async function ensureTrigger(deps: {
   client: Client;
   store: PoolStore;
   config: ReaperConfig;
-  recordReapedTokens: boolean;
+  /** The search attributes the namespace has (ensureSearchAttributes), or all/none. */
+  recordReapedTokens: boolean | ReadonlySet<string>;
   log: Logger;
 }): Promise<void> {
   const { client, store, config, log } = deps;

@@ -9,7 +9,12 @@ import {
   WorkflowFailedError,
 } from '@temporalio/client';
 import { reapPass } from '../../workflows/reap-pass';
-import { PassFailedError, ReaperRequestRefusedError, TickerNotRunningError } from '../client';
+import {
+  PassFailedError,
+  ReaperRequestRefusedError,
+  TickerNotRunningError,
+  tickerSettingsFrom,
+} from '../client';
 import { ConfigError, type ReaperConfig } from '../config';
 import type { Logger } from '../logger';
 import type { ReapNowRequest } from '../shared/messages';
@@ -47,7 +52,10 @@ export const SWITCHING_NOTE = 'pool-reaper: switching trigger mode';
 export type ScheduleSettings = ScheduleOptions<ScheduleOptionsStartWorkflowAction<typeof reapPass>>;
 
 /** The Schedule this worker's config asks for (spec, action, policies; not its state). */
-export function scheduleOptionsFrom(config: ReaperConfig, recordReapedTokens = true): ScheduleSettings {
+export function scheduleOptionsFrom(
+  config: ReaperConfig,
+  searchAttributes: boolean | ReadonlySet<string> = true,
+): ScheduleSettings {
   // A Schedule counts in whole seconds; a tick that would round to another value is refused,
   // so the Schedule never differs from REAPER_TICK (and is not updated on every start-up).
   if (config.tickMs % 1000 !== 0) {
@@ -66,12 +74,8 @@ export function scheduleOptionsFrom(config: ReaperConfig, recordReapedTokens = t
       // Temporal appends the scheduled time: pool-reaper-pass-2026-11-30T06:30:00Z.
       workflowId: `${config.tickerWorkflowId}-pass`,
       args: [
-        {
-          concurrency: config.concurrency,
-          clusterConcurrency: config.clusterConcurrency,
-          recordReapedTokens,
-          scheduled: true,
-        },
+        // The same pass options as the ticker's (concurrency, search attributes, dry run).
+        { ...tickerSettingsFrom(config, searchAttributes).pass, scheduled: true },
       ],
       // Per run: a pass that continues as new to drain a backlog gets the budget per batch.
       workflowRunTimeout: config.passTimeoutMs,

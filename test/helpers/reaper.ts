@@ -58,6 +58,7 @@ export const TEST_SETTINGS: ActivitySettings = {
 export const TEST_PASS_OPTIONS: ReapPassOptions = {
   concurrency: 8,
   recordReapedTokens: true,
+  recordPassOutcome: true,
   deprovisionRetry: { maximumAttempts: 3, initialIntervalMs: 100, maximumIntervalMs: 200 },
 };
 

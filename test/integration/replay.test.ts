@@ -116,8 +116,14 @@ describe('workflow replay', () => {
           ]);
           writeFileSync(path.join(FIXTURES, `${name}.json`), json);
         }
-        const ids = Object.fromEntries(Object.entries(recorded).map(([name, { id }]) => [name, id]));
-        writeFileSync(path.join(FIXTURES, 'workflow-ids.json'), `${JSON.stringify(ids, null, 2)}\n`);
+        // Merged: other files record fixtures of their own (test/integration/dry-run.test.ts).
+        const idsFile = path.join(FIXTURES, 'workflow-ids.json');
+        const kept = JSON.parse(readFileSync(idsFile, 'utf8')) as Record<string, string>;
+        const ids = {
+          ...kept,
+          ...Object.fromEntries(Object.entries(recorded).map(([name, { id }]) => [name, id])),
+        };
+        writeFileSync(idsFile, `${JSON.stringify(ids, null, 2)}\n`);
       }
       expect((passHistory.events ?? []).some((e) => e.markerRecordedEventAttributes)).toBe(true);
     });
