@@ -35,6 +35,15 @@ describe('REAPER_TRIGGER and the Schedule it asks for', () => {
     expect(REAP_NOW_OVERLAP).toBe('BUFFER_ONE');
   });
 
+  it('starts scheduled passes with the same pass options as the ticker (dry run, outcome attributes)', () => {
+    const config = loadConfig({ REAPER_TRIGGER: 'schedule', REAPER_DRY_RUN: 'true' });
+    const [args] = scheduleOptionsFrom(config, true).action.args ?? [];
+    expect(args).toMatchObject({ dryRun: true, recordPassOutcome: true, scheduled: true });
+    const [plain] = scheduleOptionsFrom(loadConfig({ REAPER_TRIGGER: 'schedule' }), false).action.args ?? [];
+    expect(plain).not.toHaveProperty('dryRun');
+    expect(plain).toMatchObject({ recordPassOutcome: false, recordReapedTokens: false });
+  });
+
   it('keeps the catch-up window short and above the server floor', () => {
     expect(catchupWindowMs(1_000)).toBe(10_000);
     expect(catchupWindowMs(30_000)).toBe(30_000);
