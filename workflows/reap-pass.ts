@@ -19,6 +19,7 @@ import type {
   ReapPassOptions,
   StuckAssignedReport,
 } from '../src/shared/types';
+import { BATCHED_DELETES_PATCH, DeleteBatches } from './delete-batches';
 import {
   deleteItemStep,
   deprovisionRecorded,
@@ -94,6 +95,8 @@ export async function reapPass(input: ReapPassOptions = { concurrency: 8 }): Pro
   // A pass started by hand or by an older ticker may carry anything: lanes must be a positive integer.
   const options: ReapPassOptions = { ...input, concurrency: laneCount(input.concurrency, 8) };
   const fair = patched(FAIR_CLUSTERS_PATCH);
+  // One delete statement (and one marker) per workflow task's freed items, not per item.
+  const batches = patched(BATCHED_DELETES_PATCH) ? new DeleteBatches(options) : undefined;
   const startedAt = Date.now(); // workflow time: deterministic
   const passId = workflowInfo().workflowId;
   const activities = bookkeeping(options);
@@ -124,7 +127,9 @@ export async function reapPass(input: ReapPassOptions = { concurrency: 8 }): Pro
   // up the lane: the lane moves on to its next teardown while the row is deleted.
   const deleteRow = async (item: PoolItemRef) => {
     try {
-      const { deleted } = await deleteItemStep(item, options)({ item });
+      const deleted = batches
+        ? await batches.delete(item)
+        : (await deleteItemStep(item, options)({ item })).deleted;
       if (deleted) reapedTokens.push(item.poolToken);
       outcomes.record(item, deleted ? 'reaped' : 'skipped');
     } catch (err) {
