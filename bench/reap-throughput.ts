@@ -21,10 +21,20 @@ import type { PassSummary, PoolItemRef } from '../src/shared/types';
 import { ensureDatabase, migrate } from '../src/store/migrate';
 import { PoolStore } from '../src/store/pool-store';
 import { createTeardownRegistry } from '../src/teardown';
+import { directBacklog, temporalBacklog } from './backlog';
 import { metricDelta, perItemFigures, scrapeSdkMetrics } from './lib/sdk-metrics';
 import { benchWorkerOptions, historyStats, SDK_METRICS_PORT, withTemporalWorker } from './lib/temporal-bench';
+import { passCeiling } from './pass-ceiling';
 
 interface Options {
+  ceiling?: number;
+  levels: string;
+  workers: number;
+  backlog?: number;
+  adminUrl2: string;
+  batchLimit: number;
+  clusterConcurrency?: number;
+  redisShare: number;
   sequential: boolean;
   label: string;
   json: string;
@@ -318,6 +328,29 @@ async function main() {
       process.env['POSTGRES_ADMIN_URL'] ?? ENV_DEFAULTS.POSTGRES_ADMIN_URL,
     )
     .option('--redis-url <url>', 'Redis URL', process.env['REDIS_URL'] ?? ENV_DEFAULTS.REDIS_URL)
+    .option('--backlog <n>', 'backlog mode: drain N items over two clusters plus Redis', (v) =>
+      Number.parseInt(v, 10),
+    )
+    .option(
+      '--admin-url-2 <url>',
+      'backlog mode: the second Postgres cluster',
+      process.env['POSTGRES_ADMIN_URL_2'] ?? 'postgres://postgres@127.0.0.1:5433/postgres',
+    )
+    .option(
+      '--batch-limit <n>',
+      'backlog mode: items per pass (REAPER_BATCH_LIMIT)',
+      (v) => Number.parseInt(v, 10),
+      500,
+    )
+    .option('--cluster-concurrency <n>', 'backlog mode: lanes per cluster (default: C)', (v) =>
+      Number.parseInt(v, 10),
+    )
+    .option('--redis-share <x>', 'backlog mode: share of Redis items', Number.parseFloat, 0.1)
+    .option('--ceiling <n>', 'pass-ceiling mode: one pass over N no-op (queue) items per level', (v) =>
+      Number.parseInt(v, 10),
+    )
+    .option('--levels <list>', 'pass-ceiling mode: levels of C', '16,64,256')
+    .option('--workers <n>', 'pass-ceiling mode: worker processes', (v) => Number.parseInt(v, 10), 1)
     .option('--no-sequential', 'skip mode (a), the sequential direct loop')
     .option('--label <text>', 'what this run measures (a lever), kept in the JSON', '')
     .option('--json <file>', 'where to write the figures', 'artifacts/bench/reap-throughput.json')
@@ -327,6 +360,40 @@ async function main() {
   await ensureDatabase(provisionerUrl);
   await migrate(provisionerUrl);
   const store = PoolStore.connect(provisionerUrl, opts.concurrency * 2 + 8);
+  if (opts.ceiling !== undefined) {
+    const load = machine();
+    try {
+      const rows = await passCeiling(store, {
+        items: opts.ceiling,
+        levels: opts.levels.split(',').map(Number),
+        workers: opts.workers,
+        adminUrl: opts.adminUrl,
+        redisUrl: opts.redisUrl,
+        provisionerUrl,
+      });
+      writeJson(
+        opts.json.endsWith('reap-throughput.json')
+          ? `artifacts/bench/pass-ceiling-w${opts.workers}.json`
+          : opts.json,
+        {
+          bench: 'reap-throughput --ceiling',
+          label: opts.label,
+          at: new Date().toISOString(),
+          command: process.argv.slice(2).join(' '),
+          machine: { ...load, loadavgAfter: machine().loadavg },
+          rows,
+        },
+      );
+    } finally {
+      await store.close();
+      await dropProvisionerDatabase(opts.adminUrl, provisionerUrl);
+    }
+    process.exit(0);
+  }
+  if (opts.backlog !== undefined) {
+    await backlogMain(store, opts, provisionerUrl);
+    return;
+  }
   const total = opts.postgres + opts.redis;
   const rows: Row[] = [];
   const seedNow = async () => {
@@ -389,6 +456,64 @@ async function main() {
     machine: { ...loadBefore, loadavgAfter: machine().loadavg },
     rows,
     ratios,
+  });
+  process.exit(0);
+}
+
+async function dropProvisionerDatabase(adminUrl: string, provisionerUrl: string): Promise<void> {
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  await admin.query(
+    `DROP DATABASE IF EXISTS ${pg.escapeIdentifier(new URL(provisionerUrl).pathname.slice(1))} WITH (FORCE)`,
+  );
+  await admin.end();
+}
+
+async function backlogMain(store: PoolStore, opts: Options, provisionerUrl: string): Promise<void> {
+  const o = {
+    backlog: opts.backlog ?? 5000,
+    concurrency: opts.concurrency,
+    clusterConcurrency: opts.clusterConcurrency ?? opts.concurrency,
+    batchLimit: opts.batchLimit,
+    redisShare: opts.redisShare,
+    adminUrl: opts.adminUrl,
+    adminUrl2: opts.adminUrl2,
+    redisUrl: opts.redisUrl,
+    provisionerUrl,
+  };
+  const load = machine();
+  let direct: Awaited<ReturnType<typeof directBacklog>>;
+  let temporal: Awaited<ReturnType<typeof temporalBacklog>>;
+  try {
+    direct = await directBacklog(store, o);
+    process.stderr.write(`${direct.mode}: ${direct.perSecond.toFixed(1)} items/s\n`);
+    temporal = await temporalBacklog(store, o);
+    process.stderr.write(`${temporal.mode}: ${temporal.perSecond.toFixed(1)} items/s\n`);
+  } finally {
+    await store.close();
+    await dropProvisionerDatabase(opts.adminUrl, provisionerUrl);
+  }
+  const ratio = temporal.perSecond / direct.perSecond;
+  process.stdout.write(
+    `${JSON.stringify({ direct, temporal }, null, 2)}\n\nbacklog ${o.backlog}: ticker / direct = ${ratio.toFixed(2)}\n`,
+  );
+  writeJson(opts.json.endsWith('reap-throughput.json') ? 'artifacts/bench/backlog.json' : opts.json, {
+    bench: 'reap-throughput --backlog',
+    label: opts.label,
+    at: new Date().toISOString(),
+    command: process.argv.slice(2).join(' '),
+    workerOptions: benchWorkerOptions(),
+    machine: { ...load, loadavgAfter: machine().loadavg },
+    options: {
+      ...o,
+      adminUrl: undefined,
+      adminUrl2: undefined,
+      redisUrl: undefined,
+      provisionerUrl: undefined,
+    },
+    direct,
+    temporal,
+    ratios: { 'ticker / direct over the same clusters': ratio },
   });
   process.exit(0);
 }
