@@ -203,8 +203,8 @@ export class OutcomeTally {
       });
     }
     this.done += 1;
-    // Formatted once per activation, not per item: the text is only read between activations
-    // (the UI's metadata query), and a pass of thousands would format it thousands of times.
+    // Formatted once per burst of outcomes (a queued microtask), not per item: the text is only
+    // read between activations (the UI's metadata query), and it is up to date by then.
     if (!this.progressQueued) {
       this.progressQueued = true;
       void Promise.resolve().then(() => {
