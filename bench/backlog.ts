@@ -176,7 +176,9 @@ export async function temporalBacklog(store: PoolStore, o: BacklogOptions) {
       args: [
         {
           settings: {
-            tickMs: 3_600_000,
+            // Catch-up runs passes back to back; a short tick only matters when a pass's batch
+            // was not full (the end of the drain, or a cluster that failed and deferred its items).
+            tickMs: 2_000,
             pass: { concurrency: o.concurrency, clusterConcurrency: o.clusterConcurrency },
           },
           // The first pass at once, then catch-up while batches come back full.
@@ -185,8 +187,12 @@ export async function temporalBacklog(store: PoolStore, o: BacklogOptions) {
       ],
     });
     const { peakMiB, samplesMiB } = await sampleRss(async () => {
+      const deadline = Date.now() + 45 * 60_000;
       for (;;) {
-        if ((await remaining(store, items)) === 0) return;
+        const left = await remaining(store, items);
+        if (left === 0) return;
+        if (Date.now() > deadline)
+          throw new Error(`backlog not drained after 45 minutes: ${left} items left`);
         await new Promise((resolve) => setTimeout(resolve, 250));
       }
     });
