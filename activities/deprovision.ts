@@ -3,6 +3,7 @@ import type { Logger } from '../src/logger';
 import { recheckToken } from '../src/platform/check';
 import { clusterOf } from '../src/shared/clusters';
 import { treatmentOf } from '../src/shared/failure-types';
+import { scrubSecrets } from '../src/shared/secrets';
 import type {
   AssignedExpectation,
   DeprovisionInput,
@@ -11,7 +12,6 @@ import type {
   TeardownResult,
 } from '../src/shared/types';
 import { type LockedRun, SharedPoolTokenError } from '../src/store/pool-store';
-import { scrubSecrets } from '../src/teardown/errors';
 import {
   type ActivityDeps,
   activityLogger,

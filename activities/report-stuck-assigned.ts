@@ -21,7 +21,9 @@ export function reportStuckAssignedActivity(deps: ActivityDeps) {
    * src/platform/sweep.ts) and reports what the reaper's own table knows: classes per type,
    * and orphans as stuck. While the platform check fails, nothing is an orphan and the stuck
    * gauge has no series; the activity still returns (a slow or failing platform never fails
-   * the pass). Returns the orphans to reclaim only when reclamation is enabled.
+   * the pass). Returns the orphans to reclaim only when reclamation is enabled. Long (about
+   * 70 lines) because the fail-closed paths (no platform, check failed, check passed) each
+   * publish a complete snapshot; a partial one would leave a gauge stale.
    */
   return async function reportStuckAssigned(): Promise<StuckAssignedReport> {
     if (platform === undefined) {

@@ -7,8 +7,8 @@
  * to the first and last reap.
  */
 import pg from 'pg';
+import { mapWithConcurrency, type SeededItem, seedItems } from '../src/dev/seed';
 import { createLogger } from '../src/logger';
-import { mapWithConcurrency, type SeededItem, seedItems } from '../src/provision/seed';
 import type { PoolItemRef } from '../src/shared/types';
 import type { PoolStore } from '../src/store/pool-store';
 import { createTeardownRegistry } from '../src/teardown';

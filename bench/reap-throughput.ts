@@ -15,12 +15,13 @@ import path from 'node:path';
 import { Command } from 'commander';
 import pg from 'pg';
 import { DEFAULT_CLUSTER, ENV_DEFAULTS } from '../src/config';
+import { mapWithConcurrency, type SeededItem, seedItems } from '../src/dev/seed';
 import { createLogger } from '../src/logger';
-import { mapWithConcurrency, type SeededItem, seedItems } from '../src/provision/seed';
-import type { PassSummary, PoolItemRef } from '../src/shared/types';
+import type { PoolItemRef } from '../src/shared/types';
 import { ensureDatabase, migrate } from '../src/store/migrate';
 import { PoolStore } from '../src/store/pool-store';
 import { createTeardownRegistry } from '../src/teardown';
+import { reapPass } from '../workflows/reap-pass';
 import { directBacklog, temporalBacklog } from './backlog';
 import { metricDelta, perItemFigures, scrapeSdkMetrics } from './lib/sdk-metrics';
 import { benchWorkerOptions, historyStats, SDK_METRICS_PORT, withTemporalWorker } from './lib/temporal-bench';
@@ -132,7 +133,7 @@ async function temporalPass(
   };
   return withTemporalWorker(setup, async ({ client, taskQueue, server }) => {
     // Warm up: the first workflow task pays for the sandbox; the original reaper had no such cost.
-    await client.workflow.execute('reapPass', {
+    await client.workflow.execute(reapPass, {
       taskQueue,
       workflowId: `${taskQueue}-warmup`,
       args: [{ concurrency }],
@@ -143,12 +144,12 @@ async function temporalPass(
     const selfBefore = process.cpuUsage();
     const windowStartUs = Number(process.hrtime.bigint() / 1000n);
     const started = performance.now();
-    const handle = await client.workflow.start('reapPass', {
+    const handle = await client.workflow.start(reapPass, {
       taskQueue,
       workflowId: `${taskQueue}-pass`,
       args: [{ concurrency, recordReapedTokens: true }],
     });
-    const summary = (await handle.result()) as PassSummary;
+    const summary = await handle.result();
     const seconds = (performance.now() - started) / 1000;
     const serverCpu = cpuSeconds(server.process.pid) - cpuBefore;
     const self = process.cpuUsage(selfBefore);

@@ -1,6 +1,7 @@
 import { type Client, WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
 import { poolReaper } from '../workflows/pool-reaper';
+import type { reapPass } from '../workflows/reap-pass';
 import type { ReaperConfig } from './config';
 import type { Logger } from './logger';
 import {
@@ -126,7 +127,7 @@ export class ReaperClient {
   ) {}
 
   private handle() {
-    return this.client.workflow.getHandle(this.workflowId);
+    return this.client.workflow.getHandle<typeof poolReaper>(this.workflowId);
   }
 
   private async call<T>(fn: () => Promise<T>): Promise<T> {
@@ -180,8 +181,9 @@ export class ReaperClient {
 
   /** The pass currently running, for progress display (its current details). */
   async passDetails(passId: string): Promise<string | undefined> {
+    // The SDK's built-in metadata query (current details), which no workflow defines itself.
     const metadata = await this.client.workflow
-      .getHandle(passId)
+      .getHandle<typeof reapPass>(passId)
       .query<{ currentDetails?: string }>('__temporal_workflow_metadata');
     return metadata.currentDetails;
   }

@@ -1,20 +1,19 @@
-import { existsSync } from 'node:fs';
-import path from 'node:path';
 import type { Client } from '@temporalio/client';
 import { makeTelemetryFilterString, type NativeConnection, Runtime, Worker } from '@temporalio/worker';
 import pg from 'pg';
 import { createActivities } from '../activities';
+import { workflowSource } from './build/workflow-source';
 import { ensureSearchAttributes, ensureTicker, tickerSettingsFrom } from './client';
 import type { ReaperConfig } from './config';
 import type { Logger } from './logger';
 import { createMetrics, type MetricsServer, type SharedSnapshot, serveMetrics } from './metrics';
 import { PlatformStore } from './platform/platform-store';
 import { SdkLoggerBridge } from './sdk-logger';
+import { scrubSecrets } from './shared/secrets';
 import { assertSchemaCurrent, SchemaOutdatedError } from './store/migrate';
 import { PoolStore } from './store/pool-store';
 import { STATE_KEYS, type TickerMirror } from './store/state-keys';
 import { createTeardownRegistry } from './teardown';
-import { scrubSecrets } from './teardown/errors';
 import { connectClient, connectNative, type TemporalTarget } from './temporal-connection';
 
 /** Reads what every replica exports from the shared database at scrape time. */
@@ -87,14 +86,6 @@ export async function checkProvisionerDatabase(
     }
   }
   await assertSchemaCurrent(store.pool);
-}
-
-/** The bundle `npm run build` wrote, or the workflow sources when running unbuilt. */
-function workflowSource(): { workflowBundle: { codePath: string } } | { workflowsPath: string } {
-  const bundle = path.resolve(__dirname, '..', 'workflow-bundle.js');
-  return existsSync(bundle)
-    ? { workflowBundle: { codePath: bundle } }
-    : { workflowsPath: path.join(__dirname, '..', 'workflows') };
 }
 
 let runtimeInstalled = false;

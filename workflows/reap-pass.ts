@@ -29,8 +29,9 @@ import {
   laneCount,
   OutcomeTally,
 } from './item-steps';
+import { describePass } from './pass-text';
 import { recordReapedTokens } from './reaped-tokens';
-import { describeOrphans, orphanSummaryFields, reclaimOrphans } from './reclaim-orphans';
+import { orphanSummaryFields, reclaimOrphans } from './reclaim-orphans';
 
 type Activities = ReturnType<typeof createActivities>;
 
@@ -249,31 +250,4 @@ function abortedPass(passId: string, startedAt: number, failure: Failure): PassS
   };
   setCurrentDetails(describePass(summary));
   return summary;
-}
-
-/** The pass's final current details in the Web UI. */
-function describePass(s: PassSummary): string {
-  if (s.aborted) {
-    return `**Could not list** (${s.aborted.errorType}): ${s.aborted.message}; nothing touched, the next pass tries again`;
-  }
-  const lines = [
-    `**Done** listed ${s.listed}, reaped ${s.reaped}, refused ${s.refused}, ` +
-      `deprovision errors ${s.deprovisionErrors}, delete errors ${s.deleteErrors}, ` +
-      `skipped ${s.skipped}${s.deferred ? `, deferred ${s.deferred}` : ''}, in ${s.durationMs} ms`,
-  ];
-  for (const c of s.clusterFailures ?? []) {
-    lines.push(`**Cluster failed** ${c.resourceType}/${c.cluster} (${c.errorType}): ${c.message}`);
-  }
-  for (const c of s.clustersDown ?? []) {
-    lines.push(
-      `**Cluster down** ${c.resourceType}/${c.cluster} since ${c.downSince} (${c.lastErrorType}): ` +
-        `${c.waiting} item(s) wait, next probe after ${c.retryAt}`,
-    );
-  }
-  if (s.stuckReportError) {
-    lines.push(
-      `**Stuck-assigned report failed** (${s.stuckReportError.errorType}): ${s.stuckReportError.message}`,
-    );
-  }
-  return lines.join('\n\n') + describeOrphans(s);
 }

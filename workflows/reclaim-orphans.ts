@@ -1,5 +1,4 @@
-import { log, proxyActivities, upsertSearchAttributes } from '@temporalio/workflow';
-import type { createActivities } from '../activities';
+import { log, upsertSearchAttributes } from '@temporalio/workflow';
 import { REAPED_POOL_TOKENS_KEY } from '../src/shared/search-attributes';
 import type {
   AssignedExpectation,
@@ -16,22 +15,14 @@ import {
   failureOf,
   forEachConcurrently,
   OutcomeTally,
+  recheckOrphanStep,
 } from './item-steps';
-
-type Activities = ReturnType<typeof createActivities>;
+import { reclaimProgress } from './pass-text';
 
 export interface ReclaimOrphansInput {
   /** Orphans past the orphan grace, as reportStuckAssigned listed them (it caps how many). */
   readonly items: readonly AssignedItemRef[];
   readonly options: ReapPassOptions;
-}
-
-function recheckOrphanActivity(item: PoolItemRef) {
-  return proxyActivities<Activities>({
-    startToCloseTimeout: '1 minute',
-    retry: { initialInterval: '1 second', maximumInterval: '10 seconds', maximumAttempts: 3 },
-    summary: `recheck orphan ${item.resourceType} ${item.poolToken}`,
-  }).recheckOrphan;
 }
 
 /** Only the reference travels to the activities: what teardown and the audit log need. */
@@ -51,17 +42,12 @@ const refOf = ({ id, resourceType, poolToken, providerResourceId }: AssignedItem
  */
 export async function reclaimOrphans({ items, options }: ReclaimOrphansInput): Promise<OrphanReclaimSummary> {
   const reclaimedTokens: string[] = [];
-  const outcomes = new OutcomeTally(
-    items.length,
-    (t, done, total) =>
-      `**Reclaiming orphans** ${done}/${total}: reclaimed ${t.reaped}, kept ${t.skipped}, ` +
-      `refused ${t.refused}, deprovision errors ${t.deprovision_err}, delete errors ${t.delete_err}`,
-  );
+  const outcomes = new OutcomeTally(items.length, reclaimProgress);
   await forEachConcurrently(items, options.concurrency, async (orphan) => {
     const item = refOf(orphan);
     const expect: AssignedExpectation = { status: 'assigned', assignedAt: orphan.assignedAt };
     try {
-      const verdict = await recheckOrphanActivity(item)({ item, assignedAt: orphan.assignedAt });
+      const verdict = await recheckOrphanStep(item)({ item, assignedAt: orphan.assignedAt });
       if (!verdict.orphan) {
         log.info('orphan kept after recheck', { poolToken: item.poolToken, reason: verdict.reason });
         outcomes.record(item, 'skipped');
@@ -109,38 +95,4 @@ export function orphanSummaryFields(
     ...(report.orphans ? { orphans: report.orphans } : {}),
     ...(reclaim ? { orphanReclaim: reclaim } : {}),
   };
-}
-
-function formatAge(ms: number): string {
-  const hours = ms / 3_600_000;
-  return hours >= 48
-    ? `${Math.floor(hours / 24)}d`
-    : hours >= 1
-      ? `${Math.floor(hours)}h`
-      : `${Math.floor(ms / 60_000)}m`;
-}
-
-/** Extra UI lines for a pass: platform check, orphans (token, type, age), reclaim results. */
-export function describeOrphans(summary: PassSummary): string {
-  const lines: string[] = [];
-  const check = summary.platformCheck;
-  if (check?.status === 'failed') {
-    lines.push(`**Platform check failed** (${check.reason}): ${check.message}; nothing treated as orphan`);
-  }
-  const orphans = summary.orphans;
-  if (orphans && orphans.total > 0) {
-    const listed = orphans.items.map((o) => `${o.resourceType} ${o.poolToken} (${formatAge(o.ageMs)})`);
-    const more = orphans.total > listed.length ? `, and ${orphans.total - listed.length} more` : '';
-    lines.push(
-      `**Orphans** ${orphans.total}${orphans.reclaim ? '' : ' (audit only, nothing dropped)'}: ${listed.join(', ')}${more}`,
-    );
-  }
-  const r = summary.orphanReclaim;
-  if (r) {
-    lines.push(
-      `**Orphans reclaimed** ${r.reclaimed}/${r.attempted}: kept ${r.skipped}, refused ${r.refused}, ` +
-        `deprovision errors ${r.deprovisionErrors}, delete errors ${r.deleteErrors}`,
-    );
-  }
-  return lines.map((l) => `\n\n${l}`).join('');
 }

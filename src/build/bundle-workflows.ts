@@ -1,16 +1,16 @@
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { bundleWorkflowCode, DefaultLogger } from '@temporalio/worker';
+import { WORKFLOW_BUNDLE_PATH, WORKFLOWS_PATH } from './workflow-source';
 
 /**
  * Prebundles the workflows at build time (Temporal's advice for production): workers start
  * faster and every replica runs byte-identical workflow code.
  */
-export const WORKFLOW_BUNDLE_PATH = path.resolve(__dirname, '..', '..', 'workflow-bundle.js');
 
 async function main(): Promise<void> {
   const { code } = await bundleWorkflowCode({
-    workflowsPath: path.resolve(__dirname, '..', '..', 'workflows'),
+    workflowsPath: WORKFLOWS_PATH,
     logger: new DefaultLogger('WARN'),
   });
   writeFileSync(WORKFLOW_BUNDLE_PATH, code);

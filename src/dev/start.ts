@@ -27,6 +27,7 @@ function portInUse(port: number): Promise<boolean> {
 /**
  * `npm start`: a local Temporal dev server (SQLite under .data/, Web UI on :8233) unless
  * TEMPORAL_ADDRESS names one, the schema, then `pool-reaper worker`. Ctrl-C stops all of it.
+ * Long (about 70 lines): a dev script read top to bottom, every step in start-up order.
  */
 async function main(): Promise<number> {
   const config = loadConfig();

@@ -1,8 +1,8 @@
 import pg from 'pg';
 import type { Logger } from '../logger';
+import { scrubSecrets } from '../shared/secrets';
 import type { PlatformCheckFailureReason } from '../shared/types';
 import { inTransaction } from '../store/checked-out-client';
-import { scrubSecrets } from '../teardown/errors';
 import { boundTokensOf } from './bindings';
 import type { PlatformInventory } from './classify';
 

@@ -137,6 +137,8 @@ async function finishSweep(
  * Advances the sweep by at most `budgetMs` of slices (the sync phase needs only the
  * provisioner database; the scan phase needs the platform), then reports what the reaper's
  * table holds: classes per type, orphans, and whether the platform check failed this pass.
+ * Long (about 130 lines) because the two phases share one budget, one state row and one
+ * fail-closed rule; each phase's SQL lives in src/store/assigned-mirror.ts.
  */
 export async function sweepStuckAssigned(
   deps: SweepDeps,

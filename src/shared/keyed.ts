@@ -13,13 +13,6 @@ export function keyedRecord<V>(): Record<string, V> {
   return Object.create(null) as Record<string, V>;
 }
 
-/** A prototype-free copy of `entries`; later entries win. */
-export function keyedFrom<V>(entries: Iterable<readonly [string, V]>): Record<string, V> {
-  const record = keyedRecord<V>();
-  for (const [key, value] of entries) record[key] = value;
-  return record;
-}
-
 /** Own entries of a record (any record: one parsed from JSON may carry a `__proto__` key). */
 export function ownEntries<V>(record: Readonly<Record<string, V>> | undefined): [string, V][] {
   return record === undefined ? [] : (Object.entries(record) as [string, V][]);

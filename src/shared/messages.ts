@@ -2,14 +2,12 @@ import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import type { PassFailure, PassSummary, ReapPassOptions } from './types';
 
 /**
- * The one place that names the reaper's task queue, workflow ids and messages, imported by
- * the workflows and by every client (CLI, worker start-up, tests). Plain Temporal CLI calls
- * work too: `temporal workflow signal --workflow-id pool-reaper --name reapNow`.
+ * The ticker's messages (signals, queries, updates) and their payloads, imported by the
+ * workflows and by every client (CLI, worker start-up, tests). Plain Temporal CLI calls work
+ * too: `temporal workflow signal --workflow-id pool-reaper --name reapNow`. The task queue and
+ * workflow id defaults live with the rest of the configuration (src/config.ts); clients start
+ * workflows by function (`client.workflow.start(reapPass, …)`), never by type name.
  */
-export const DEFAULT_TASK_QUEUE = 'pool-reaper';
-export const DEFAULT_TICKER_WORKFLOW_ID = 'pool-reaper';
-
-export const WORKFLOW_TYPES = { ticker: 'poolReaper', pass: 'reapPass' } as const;
 
 export interface TickerSettings {
   readonly tickMs: number;

@@ -1,6 +1,7 @@
 import type pg from 'pg';
 import type { AssignedItemRef } from '../shared/types';
 import { inTransaction } from './checked-out-client';
+import { ASSIGNED_SINCE_SQL, olderThanSql, staleAssignedSql } from './predicates';
 
 /**
  * The reaper's own record of stuck assigned items and of what the platform said about each
@@ -181,8 +182,8 @@ export class AssignedMirror {
           WHERE $1::uuid IS NULL OR id > $1::uuid
           ORDER BY id LIMIT $2
        ), stuck AS (
-         SELECT id, resource_type, pool_token, assigned_at FROM slice
-          WHERE status = 'assigned' AND assigned_at < now() - make_interval(secs => $3)
+         SELECT id, resource_type, pool_token, assigned_at FROM slice p
+          WHERE ${staleAssignedSql('$3')}
        ), bounds AS (
          SELECT (SELECT id FROM slice ORDER BY id DESC LIMIT 1) AS last_id,
                 (SELECT count(*) FROM slice) AS n
@@ -337,7 +338,7 @@ export class AssignedMirror {
          JOIN pool_items p ON p.id = m.item_id AND p.status = 'assigned' AND p.assigned_at = m.assigned_at
                           AND p.pool_token = m.pool_token
         WHERE m.class = 'orphan'
-          AND ($2::float8 IS NULL OR p.assigned_at < now() - make_interval(secs => $2::float8))
+          AND ($2::float8 IS NULL OR ${olderThanSql(ASSIGNED_SINCE_SQL, '$2::float8')})
           AND (NOT $3::boolean OR NOT EXISTS (SELECT 1 FROM pool_reaper_item_failures f
                                                WHERE f.item_id = p.id AND f.quarantined_at IS NOT NULL))
         ORDER BY m.assigned_at ASC, m.item_id

@@ -14,7 +14,14 @@ export class MigrationError extends Error {
   override readonly name = 'MigrationError';
 }
 
-/** Creates the database named in `url` when it does not exist (local stack and tests only). */
+/**
+ * The comment ensureDatabase puts on a database it creates: the mark by which `pool-reaper
+ * seed` recognises a development database (src/dev/dev-database.ts). A production provisioner
+ * database is created by the provisioner, never by the reaper, so it never carries it.
+ */
+export const DEV_DATABASE_COMMENT = 'pool-reaper: development database (created by pool-reaper)';
+
+/** Creates the database named in `url` when it does not exist (local stack and tests only), marked as such. */
 export async function ensureDatabase(url: string): Promise<boolean> {
   const target = new URL(url);
   const dbName = decodeURIComponent(target.pathname.replace(/^\//, ''));
@@ -34,6 +41,9 @@ export async function ensureDatabase(url: string): Promise<boolean> {
       if ((err as { code?: string }).code !== '42P04') throw err;
       return false;
     }
+    await client.query(
+      `COMMENT ON DATABASE ${pg.escapeIdentifier(dbName)} IS ${pg.escapeLiteral(DEV_DATABASE_COMMENT)}`,
+    );
     return true;
   } finally {
     await client.end();

@@ -1,4 +1,4 @@
-import { newPoolToken } from '../../src/provision/seed';
+import { newPoolToken } from '../../src/dev/seed';
 import { createTestDatabase, type TestDatabase } from './postgres';
 
 /**

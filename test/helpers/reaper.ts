@@ -15,6 +15,7 @@ import type { PassSummary, ReapPassOptions } from '../../src/shared/types';
 import { PoolStore } from '../../src/store/pool-store';
 import { createTeardownRegistry } from '../../src/teardown';
 import { snapshotReader } from '../../src/worker';
+import { reapPass } from '../../workflows/reap-pass';
 import { TEST_POSTGRES_URL, TEST_REDIS_URL, uniqueSuffix } from './env';
 import { createTestDatabase, type TestDatabase } from './postgres';
 import { connectTestTemporal, createTestWorker, type TestTemporal, testTaskQueue } from './temporal';
@@ -150,12 +151,12 @@ export async function createReaperHarness(
     worker,
     async runPass(passOptions = {}) {
       return withWorker(async () => {
-        const handle = await temporal.client.workflow.start('reapPass', {
+        const handle = await temporal.client.workflow.start(reapPass, {
           taskQueue,
           workflowId: `${taskQueue}-pass-${uniqueSuffix()}`,
           args: [{ ...TEST_PASS_OPTIONS, ...passOptions }],
         });
-        const summary = (await handle.result()) as PassSummary;
+        const summary = await handle.result();
         return { summary, handle };
       });
     },

@@ -1,7 +1,7 @@
 import { Client, Connection } from '@temporalio/client';
 import { inject } from 'vitest';
+import { seedItems } from '../../src/dev/seed';
 import type { DevServer, DevServerOptions } from '../../src/dev/temporal-server';
-import { seedItems } from '../../src/provision/seed';
 import type { TickerStatus } from '../../src/shared/messages';
 import { statusQuery } from '../../src/shared/messages';
 import { startDevServerWithRetry } from './dev-server';

@@ -1,9 +1,4 @@
-import {
-  insertPoolItemRow,
-  newPoolToken,
-  type PoolItemStatus,
-  type Queryable,
-} from '../../src/provision/seed';
+import { insertPoolItemRow, newPoolToken, type PoolItemStatus, type Queryable } from '../../src/dev/seed';
 import type { PoolItemRef } from '../../src/shared/types';
 
 /** A pool_items row with no infra behind it (queue/mongodb items, refused tokens, unreachable clusters). */

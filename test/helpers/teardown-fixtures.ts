@@ -2,8 +2,8 @@ import { randomUUID } from 'node:crypto';
 import net from 'node:net';
 import Redis from 'ioredis';
 import pg from 'pg';
+import { newPoolToken, type ProvisionTargets } from '../../src/dev/seed';
 import { createLogger, type Logger } from '../../src/logger';
-import { newPoolToken, type ProvisionTargets } from '../../src/provision/seed';
 import type { PoolItemRef } from '../../src/shared/types';
 import { TEST_POSTGRES_URL, TEST_REDIS_URL } from './env';
 

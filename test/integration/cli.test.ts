@@ -2,6 +2,7 @@ import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
+import { poolReaper } from '../../workflows/pool-reaper';
 import { TEST_POSTGRES_URL, TEST_REDIS_URL, uniqueSuffix } from '../helpers/env';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres';
 import { insertRow } from '../helpers/rows';
@@ -140,7 +141,7 @@ describe('the pool-reaper CLI against a running worker', () => {
     try {
       // A second ticker on the same task queue: the running worker could still answer its
       // queries (by replay) after it closed, so only the CLI's check can tell it is closed.
-      const handle = await temporal.client.workflow.start('poolReaper', {
+      const handle = await temporal.client.workflow.start(poolReaper, {
         taskQueue: env['TEMPORAL_TASK_QUEUE']!,
         workflowId: closedId,
         args: [{ settings: { tickMs: HOUR, pass: { concurrency: 1 } } }],

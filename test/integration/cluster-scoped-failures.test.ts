@@ -1,7 +1,7 @@
 import Redis from 'ioredis';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { insertPoolItemRow, provisionItem, type SeededItem, seedItems } from '../../src/provision/seed';
+import { insertPoolItemRow, provisionItem, type SeededItem, seedItems } from '../../src/dev/seed';
 import { TEST_POSTGRES_URL, TEST_REDIS_URL, uniqueSuffix } from '../helpers/env';
 import { historyOrder } from '../helpers/history';
 import { adminQuery, databaseExists, roleExists } from '../helpers/postgres';

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { historyFromJSON } from '@temporalio/common/lib/proto-utils';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { insertPoolItemRow, type PoolItemStatus, provisionItem } from '../../src/provision/seed';
+import { insertPoolItemRow, type PoolItemStatus, provisionItem } from '../../src/dev/seed';
 import type { DeleteItemResult, DeprovisionResult, PoolItemRef } from '../../src/shared/types';
 import { uniqueSuffix } from '../helpers/env';
 import {

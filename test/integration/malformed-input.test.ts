@@ -1,8 +1,9 @@
 import type { WorkflowHandle } from '@temporalio/client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ReaperClient } from '../../src/client';
-import { seedItems } from '../../src/provision/seed';
+import { seedItems } from '../../src/dev/seed';
 import { configureSignal, type TickerSettings } from '../../src/shared/messages';
+import { poolReaper } from '../../workflows/pool-reaper';
 import { TEST_POSTGRES_URL, TEST_REDIS_URL, uniqueSuffix } from '../helpers/env';
 import { databaseExists, roleExists } from '../helpers/postgres';
 import { createReaperHarness, type ReaperHarness, TEST_PASS_OPTIONS } from '../helpers/reaper';
@@ -42,7 +43,7 @@ describe('malformed input never makes a pass skip silently', () => {
   it('ignores a configure signal whose payload is malformed: the ticker keeps its settings and a forced pass still reaps', async () => {
     const settings: TickerSettings = { tickMs: HOUR, pass: TEST_PASS_OPTIONS };
     const workflowId = `${h.taskQueue}-ticker-${uniqueSuffix()}`;
-    ticker = await h.temporal.client.workflow.start('poolReaper', {
+    ticker = await h.temporal.client.workflow.start(poolReaper, {
       taskQueue: h.taskQueue,
       workflowId,
       args: [{ settings }],

@@ -2,7 +2,7 @@ import { defaultPayloadConverter } from '@temporalio/common';
 import type { temporal } from '@temporalio/proto';
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { type SeededItem, seedItems } from '../../src/provision/seed';
+import { type SeededItem, seedItems } from '../../src/dev/seed';
 import type { PassSummary } from '../../src/shared/types';
 import { TEST_POSTGRES_URL, TEST_REDIS_URL, uniqueSuffix } from '../helpers/env';
 import { historyOrder } from '../helpers/history';

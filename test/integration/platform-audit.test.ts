@@ -1,6 +1,6 @@
 import type { WorkflowHandle } from '@temporalio/client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { newPoolToken, seedItems } from '../../src/provision/seed';
+import { newPoolToken, seedItems } from '../../src/dev/seed';
 import type { PassSummary } from '../../src/shared/types';
 import { AUDIT_EVENTS } from '../../src/teardown/audit';
 import { TEST_POSTGRES_URL, TEST_REDIS_URL } from '../helpers/env';

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { seedItems } from '../../src/provision/seed';
+import { seedItems } from '../../src/dev/seed';
 import { TEST_POSTGRES_URL, TEST_REDIS_URL } from '../helpers/env';
 import { historyOrder } from '../helpers/history';
 import { databaseExists, roleExists } from '../helpers/postgres';

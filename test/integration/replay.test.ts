@@ -5,6 +5,7 @@ import type { WorkflowHandle } from '@temporalio/client';
 import { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { ReaperClient } from '../../src/client';
+import { poolReaper } from '../../workflows/pool-reaper';
 import { uniqueSuffix } from '../helpers/env';
 import { childWorkflowIds } from '../helpers/history';
 import { createReaperHarness, type ReaperHarness, TEST_PASS_OPTIONS } from '../helpers/reaper';
@@ -64,7 +65,7 @@ describe('workflow replay', () => {
         await insertRow(h.db.pool, { resourceType: 'queue', status: 'failed', ageMs: HOUR });
       await insertRow(h.db.pool, { resourceType: 'mongodb', status: 'failed', ageMs: HOUR });
       const workflowId = `${h.taskQueue}-ticker-${uniqueSuffix()}`;
-      const ticker = await h.temporal.client.workflow.start('poolReaper', {
+      const ticker = await h.temporal.client.workflow.start(poolReaper, {
         taskQueue: h.taskQueue,
         workflowId,
         args: [{ settings: { tickMs: HOUR, pass: TEST_PASS_OPTIONS }, continueAsNewAfterPasses: 5 }],

@@ -1,6 +1,7 @@
 import type { WorkflowHandle } from '@temporalio/client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ReaperClient } from '../../src/client';
+import { poolReaper } from '../../workflows/pool-reaper';
 import { uniqueSuffix } from '../helpers/env';
 import { createReaperHarness, type ReaperHarness, TEST_PASS_OPTIONS } from '../helpers/reaper';
 import { insertRow } from '../helpers/rows';
@@ -26,7 +27,7 @@ describe('backlog catch-up (batch limit 5, 1h tick)', () => {
 
   async function startTicker() {
     const workflowId = `${h.taskQueue}-ticker-${uniqueSuffix()}`;
-    handle = await h.temporal.client.workflow.start('poolReaper', {
+    handle = await h.temporal.client.workflow.start(poolReaper, {
       taskQueue: h.taskQueue,
       workflowId,
       args: [{ settings: { tickMs: HOUR, pass: TEST_PASS_OPTIONS } }],

@@ -2,6 +2,7 @@ import type { WorkflowHandle } from '@temporalio/client';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { ReaperClient, ReaperRequestRefusedError } from '../../src/client';
 import type { TickerStatus } from '../../src/shared/messages';
+import { poolReaper } from '../../workflows/pool-reaper';
 import { uniqueSuffix } from '../helpers/env';
 import { historyOrder } from '../helpers/history';
 import { createReaperHarness, type ReaperHarness, TEST_PASS_OPTIONS } from '../helpers/reaper';
@@ -40,7 +41,7 @@ describe('poolReaper ticker (real Temporal; 1h tick so only a force explains a p
 
   async function startTicker(options: { tickMs?: number; continueAsNewAfterPasses?: number } = {}) {
     const workflowId = `${h.taskQueue}-ticker-${uniqueSuffix()}`;
-    const handle = await h.temporal.client.workflow.start('poolReaper', {
+    const handle = await h.temporal.client.workflow.start(poolReaper, {
       taskQueue: h.taskQueue,
       workflowId,
       args: [

@@ -173,7 +173,7 @@ describe('crash: kill -9 the worker at random moments', () => {
     await waitFor(
       () => countStaleFailed(db.pool),
       (n) => n === 0,
-      { timeoutMs: 120_000, intervalMs: 250, what: 'every stale failed item to be reaped' },
+      { timeoutMs: 300_000, intervalMs: 250, what: 'every stale failed item to be reaped' },
     );
     await waitForIdleTicker(temporal.client, tickerId);
     await worker.stop();
@@ -224,5 +224,5 @@ describe('crash: kill -9 the worker at random moments', () => {
       const infra = await checker.infraOf(item.poolToken);
       expect(infra.length).toBeGreaterThanOrEqual(item.resourceType === 'postgres' ? 2 : 4);
     }
-  }, 240_000);
+  }, 600_000);
 });

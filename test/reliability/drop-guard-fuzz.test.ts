@@ -2,8 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { Writable } from 'node:stream';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { newPoolToken } from '../../src/dev/seed';
 import { createLogger } from '../../src/logger';
-import { newPoolToken } from '../../src/provision/seed';
 import {
   assertDroppableDatabase,
   assertDroppableRole,

@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { seedItems } from '../../src/provision/seed';
+import { seedItems } from '../../src/dev/seed';
 import { TEST_POSTGRES_URL, TEST_REDIS_URL } from '../helpers/env';
 import { activityRecords } from '../helpers/history';
 import { checkHistories } from '../helpers/invariants';

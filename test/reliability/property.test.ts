@@ -1,11 +1,6 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  insertPoolItemRow,
-  newPoolToken,
-  type PoolItemStatus,
-  provisionItem,
-} from '../../src/provision/seed';
+import { insertPoolItemRow, newPoolToken, type PoolItemStatus, provisionItem } from '../../src/dev/seed';
 import { SPEC_DATABASE_PREFIXES, SPEC_RESERVED_TOKENS, SPEC_USER_PREFIXES } from '../helpers/domain-spec';
 import { TEST_POSTGRES_URL, TEST_REDIS_URL } from '../helpers/env';
 import { historyOrder } from '../helpers/history';

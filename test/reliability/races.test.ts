@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { newPoolToken, provisionItem } from '../../src/provision/seed';
+import { newPoolToken, provisionItem } from '../../src/dev/seed';
 import { createCanaries, dropEventsFrom, InvariantChecker, type OwnedCanaries } from '../helpers/invariants';
 import { createPrng, seedFor } from '../helpers/prng';
 import { createReaperHarness, type ReaperHarness } from '../helpers/reaper';

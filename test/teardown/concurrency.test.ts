@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { listInfra, mapWithConcurrency, newPoolToken, provisionItem } from '../../src/provision/seed';
+import { listInfra, mapWithConcurrency, newPoolToken, provisionItem } from '../../src/dev/seed';
 import { createTeardownRegistry } from '../../src/teardown/registry';
 import { TEST_POSTGRES_URL, TEST_REDIS_URL } from '../helpers/env';
 import {

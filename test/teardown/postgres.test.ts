@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { infraFor, type ProvisionedItem, provisionItem } from '../../src/provision/seed';
+import { infraFor, type ProvisionedItem, provisionItem } from '../../src/dev/seed';
 import { ClusterAccessError, ForceBlockedError } from '../../src/teardown/errors';
 import { createTeardownRegistry, type TeardownRegistry } from '../../src/teardown/registry';
 import { TEST_POSTGRES_URL, TEST_REDIS_URL, uniqueSuffix } from '../helpers/env';

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { infraFor, newPoolToken, provisionItem } from '../../src/provision/seed';
+import { infraFor, newPoolToken, provisionItem } from '../../src/dev/seed';
 import { DropRefusedError, UnknownClusterError } from '../../src/teardown/errors';
 import { createTeardownRegistry, type TeardownRegistry } from '../../src/teardown/registry';
 import {

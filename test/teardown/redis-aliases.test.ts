@@ -1,6 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { provisionItem } from '../../src/provision/seed';
+import { provisionItem } from '../../src/dev/seed';
 import { createTeardownRegistry, type TeardownRegistry } from '../../src/teardown/registry';
 import { aclUserExists, keysMatching, testRedis } from '../helpers/redis';
 import {

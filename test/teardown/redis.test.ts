@@ -1,5 +1,5 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { newPoolToken, provisionItem } from '../../src/provision/seed';
+import { newPoolToken, provisionItem } from '../../src/dev/seed';
 import { createTeardownRegistry, type TeardownRegistry } from '../../src/teardown/registry';
 import { TEST_REDIS_URL } from '../helpers/env';
 import { aclUserExists, keysMatching, testRedis } from '../helpers/redis';

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { newPoolToken, provisionItem } from '../../src/provision/seed';
+import { newPoolToken, provisionItem } from '../../src/dev/seed';
 import {
   ClusterUnreachableError,
   DropRefusedError,

@@ -6,7 +6,7 @@ import {
   provisionItem,
   type SeededItem,
   seedItems,
-} from '../../src/provision/seed';
+} from '../../src/dev/seed';
 import { TEST_POSTGRES_URL, TEST_REDIS_URL } from '../helpers/env';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres';
 import { cleanupToken, seedTargets } from '../helpers/teardown-fixtures';

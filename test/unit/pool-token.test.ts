@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { newPoolToken } from '../../src/provision/seed';
+import { newPoolToken } from '../../src/dev/seed';
 
 const UUID_TOKEN = /^pool-[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 

@@ -73,7 +73,10 @@ function hostOf(url: string, defaultPort: number): string {
   return `${parsed.hostname}:${parsed.port || defaultPort}`;
 }
 
-/** Creates one item's infra the way the provisioner does (no pool_items row). */
+/**
+ * Creates one item's infra the way the provisioner does (no pool_items row). Long (about 70
+ * lines): one branch per resource type, each the provisioner's exact statements in order.
+ */
 export async function provisionItem(
   targets: ProvisionTargets,
   options: ProvisionOptions,

@@ -2,6 +2,7 @@ import type { ReaperConfig } from '../config';
 import { DEFAULT_CLUSTER } from '../config';
 import { migrate } from '../store/migrate';
 import { PoolStore } from '../store/pool-store';
+import { assertDevDatabase } from './dev-database';
 import { type PoolItemStatus, type SeedResourceType, seedItems } from './seed';
 
 const TYPES: readonly SeedResourceType[] = ['postgres', 'redis', 'queue', 'mongodb'];
@@ -14,7 +15,15 @@ export class SeedUsageError extends Error {
 /** `pool-reaper seed`: real items on the configured local:0 clusters, with progress for large counts. */
 export async function seedFromCli(
   config: ReaperConfig,
-  opts: { type: string; count: number; status: string; age: number; concurrency: number; json?: boolean },
+  opts: {
+    type: string;
+    count: number;
+    status: string;
+    age: number;
+    concurrency: number;
+    json?: boolean;
+    force?: boolean;
+  },
 ): Promise<void> {
   if (!TYPES.includes(opts.type as SeedResourceType)) {
     throw new SeedUsageError(`--type: expected one of ${TYPES.join(', ')}, got "${opts.type}"`);
@@ -22,8 +31,15 @@ export async function seedFromCli(
   if (!STATUSES.includes(opts.status as PoolItemStatus)) {
     throw new SeedUsageError(`--status: expected one of ${STATUSES.join(', ')}, got "${opts.status}"`);
   }
-  await migrate(config.provisionerDatabaseUrl);
   const store = PoolStore.connect(config.provisionerDatabaseUrl, Math.max(2, opts.concurrency));
+  try {
+    // Before anything is written, the migration included.
+    await assertDevDatabase(config.provisionerDatabaseUrl, store.pool, { force: opts.force ?? false });
+  } catch (err) {
+    await store.close();
+    throw err;
+  }
+  await migrate(config.provisionerDatabaseUrl);
   const showProgress = !opts.json && process.stderr.isTTY && opts.count >= 20;
   try {
     const items = await seedItems({
