@@ -213,9 +213,15 @@ export function deprovisionActivity(deps: ActivityDeps) {
   return async function deprovision({ item, expect, probe }: DeprovisionInput): Promise<DeprovisionResult> {
     const ctx = Context.current();
     const log = activityLogger(deps.log);
-    const heartbeat = (step: string) => ctx.heartbeat({ step });
+    // Steps only note where the teardown is; the timer sends it. A heartbeat per step cost a
+    // conversion and a server call per item (most teardowns end long before the first tick),
+    // and the timer alone already keeps a live attempt from timing out.
+    let step = 'started';
+    const heartbeat = (next: string) => {
+      step = next;
+    };
     const interval = heartbeatIntervalOf(ctx.info.heartbeatTimeoutMs);
-    const timer = setInterval(() => heartbeat('waiting'), interval);
+    const timer = setInterval(() => ctx.heartbeat({ step }), interval);
     try {
       let run: LockedRun<TeardownResult>;
       if (expect === undefined) {

@@ -1,4 +1,5 @@
 import { deleteItemActivity } from './delete-item';
+import { deleteItemsActivity } from './delete-items';
 import { deprovisionActivity } from './deprovision';
 import type { ActivityDeps } from './deps';
 import { listStaleFailedActivity } from './list-stale-failed';
@@ -21,6 +22,7 @@ export function createActivities(deps: ActivityDeps) {
     listStaleFailed: listStaleFailedActivity(deps),
     deprovision: deprovisionActivity(deps),
     deleteItem: deleteItemActivity(deps),
+    deleteItems: deleteItemsActivity(deps),
     reportStuckAssigned: reportStuckAssignedActivity(deps),
     recheckOrphan: recheckOrphanActivity(deps),
     planItem: planItemActivity(deps),

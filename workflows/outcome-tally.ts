@@ -36,6 +36,7 @@ export class OutcomeTally {
   readonly errors: ItemError[] = [];
   private readonly counts = new Map<string, number>();
   private done = 0;
+  private progressQueued = false;
 
   constructor(
     private readonly total: number,
@@ -63,7 +64,15 @@ export class OutcomeTally {
       });
     }
     this.done += 1;
-    setCurrentDetails(this.progress(this.tally, this.done, this.total));
+    // Formatted once per burst of outcomes (a queued microtask), not per item: the text is only
+    // read between activations (the UI's metadata query), and it is up to date by then.
+    if (!this.progressQueued) {
+      this.progressQueued = true;
+      void Promise.resolve().then(() => {
+        this.progressQueued = false;
+        setCurrentDetails(this.progress(this.tally, this.done, this.total));
+      });
+    }
   }
 
   outcomes(): OutcomeCount[] {

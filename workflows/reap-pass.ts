@@ -20,6 +20,7 @@ import type {
   ReapPassOptions,
   StuckAssignedReport,
 } from '../src/shared/types';
+import { BATCHED_DELETES_PATCH, DeleteBatches } from './delete-batches';
 import { describeDryRun, dryRunPass } from './dry-run-pass';
 import {
   deleteItemStep,
@@ -107,6 +108,8 @@ export async function reapPass(input: ReapPassOptions = { concurrency: 8 }): Pro
   const fair = patched(FAIR_CLUSTERS_PATCH);
   // Outcome search attributes and the dry-run branch (workflows/pass-outcome.ts).
   const outcomeAware = patched(DRY_RUN_PATCH);
+  // One delete statement (and one marker) per workflow task's freed items, not per item.
+  const batches = patched(BATCHED_DELETES_PATCH) ? new DeleteBatches(options) : undefined;
   const startedAt = Date.now(); // workflow time: deterministic
   const passId = workflowInfo().workflowId;
   const activities = bookkeeping(options);
@@ -151,7 +154,9 @@ export async function reapPass(input: ReapPassOptions = { concurrency: 8 }): Pro
   // up the lane: the lane moves on to its next teardown while the row is deleted.
   const deleteRow = async (item: PoolItemRef) => {
     try {
-      const { deleted } = await deleteItemStep(item, options)({ item });
+      const deleted = batches
+        ? await batches.delete(item)
+        : (await deleteItemStep(item, options)({ item })).deleted;
       if (deleted) reapedTokens.push(item.poolToken);
       outcomes.record(item, deleted ? 'reaped' : 'skipped');
     } catch (err) {

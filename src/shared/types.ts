@@ -127,6 +127,16 @@ export interface DeleteItemResult {
   readonly poolToken: string;
 }
 
+/** A batch of freed stale failed items whose rows may go (the pass's batched delete). */
+export interface DeleteItemsInput {
+  readonly items: readonly PoolItemRef[];
+}
+
+export interface DeleteItemsResult {
+  /** One per input item, in order: the marker in history names every row it deleted. */
+  readonly items: readonly DeleteItemResult[];
+}
+
 /** A listed item; `probe` when its cluster is marked down and this item tests whether it is back. */
 export interface ListedItem extends PoolItemRef {
   readonly probe?: boolean;

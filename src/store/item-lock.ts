@@ -84,8 +84,6 @@ export class ItemLockStore extends QuarantineStore {
     const outcome = await inTransaction(
       this.pool,
       async (client): Promise<LockedRun<T> | { mismatch: string }> => {
-        // A worker that hangs must not hold the row forever.
-        await client.query("SET LOCAL idle_in_transaction_session_timeout = '15min'");
         let rows: LockedRow[];
         try {
           ({ rows } = await client.query<LockedRow>(
@@ -129,6 +127,8 @@ export class ItemLockStore extends QuarantineStore {
         }
         return { ran: true, value };
       },
+      // A worker that hangs must not hold the row forever. Sent with BEGIN: one round trip.
+      "BEGIN; SET LOCAL idle_in_transaction_session_timeout = '15min'",
     );
     return 'mismatch' in outcome ? { ran: false, reason: outcome.mismatch } : outcome;
   }

@@ -58,18 +58,24 @@ export function activityRecords(history: History): ActivityRecord[] {
           : undefined;
       };
       const data = decode('data') as { activity_type?: string; attempt?: number } | undefined;
-      const result = decode('result') as { itemId?: string; poolToken?: string } | undefined;
-      byScheduled.set(id, {
-        activity: data?.activity_type ?? '',
-        itemId: result?.itemId,
-        poolToken: result?.poolToken,
-        scheduledEventId: id,
-        startedEventId: id,
-        completedEventId: marker.failure ? undefined : id,
-        failedEventId: marker.failure ? id : undefined,
-        attempts: data?.attempt ?? undefined,
-        scheduledAt: toMs(event.eventTime),
-        closedAt: toMs(event.eventTime),
+      const result = decode('result') as
+        | { itemId?: string; poolToken?: string; items?: { itemId?: string; poolToken?: string }[] }
+        | undefined;
+      // A batched delete (deleteItems) is one marker for several rows: one record per row.
+      const rows = result?.items ?? [result];
+      rows.forEach((row, n) => {
+        byScheduled.set(rows.length > 1 ? id + n / rows.length : id, {
+          activity: data?.activity_type === 'deleteItems' ? 'deleteItem' : (data?.activity_type ?? ''),
+          itemId: row?.itemId,
+          poolToken: row?.poolToken,
+          scheduledEventId: id,
+          startedEventId: id,
+          completedEventId: marker.failure ? undefined : id,
+          failedEventId: marker.failure ? id : undefined,
+          attempts: data?.attempt ?? undefined,
+          scheduledAt: toMs(event.eventTime),
+          closedAt: toMs(event.eventTime),
+        });
       });
       continue;
     }
