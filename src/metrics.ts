@@ -15,7 +15,7 @@ export interface SharedSnapshot {
   readonly backlog?: readonly BacklogRow[];
   /** Clusters marked down (their items wait for retry_at, then a probe). */
   readonly clustersDown?: readonly { readonly resourceType: string; readonly cluster: string }[];
-  /** The ticker's pause, as mirrored by the ticker; undefined when never recorded. */
+  /** The ticker's pause as mirrored by the ticker, or the Schedule's; undefined when not known. */
   readonly paused?: boolean;
   readonly assignedItems?: Readonly<Record<string, Readonly<Record<string, number>>>> | undefined;
   readonly quarantined: Readonly<Record<string, number>>;
@@ -231,7 +231,9 @@ export function createMetrics(readSnapshot?: SnapshotReader, options: MetricsOpt
 
   new Gauge({
     name: METRIC_NAMES.paused,
-    help: '1 while an operator has paused the ticker (as the ticker last recorded it), else 0.',
+    help:
+      '1 while an operator has paused the reaper (the ticker as it last recorded it, or the ' +
+      'Schedule with REAPER_TRIGGER=schedule), else 0.',
     registers: [registry],
     async collect() {
       this.reset();

@@ -19,11 +19,19 @@ import { STATE_KEYS, type TickerMirror } from './store/state-keys';
 import { createTeardownRegistry } from './teardown';
 import { connectClient, connectNative, type TemporalTarget } from './temporal-connection';
 import { ensureTrigger } from './trigger/ensure';
+import { schedulePauseReader, startFailureWatch } from './trigger/schedule-watch';
 
-/** Reads what every replica exports from the shared database at scrape time. */
-export function snapshotReader(store: PoolStore, failedGraceMs: number): () => Promise<SharedSnapshot> {
+/**
+ * Reads what every replica exports from the shared database at scrape time. `readPaused`, in
+ * schedule mode, reads the Schedule's pause instead of the ticker's mirror.
+ */
+export function snapshotReader(
+  store: PoolStore,
+  failedGraceMs: number,
+  readPaused?: () => Promise<boolean | undefined>,
+): () => Promise<SharedSnapshot> {
   return async () => {
-    const [stuck, lastPass, quarantined, backlog, clustersDown, ticker] = await Promise.all([
+    const [stuck, lastPass, quarantined, backlog, clustersDown, ticker, paused] = await Promise.all([
       store.readState<{ stuck: Record<string, number>; classes?: Record<string, Record<string, number>> }>(
         STATE_KEYS.stuckAssigned,
       ),
@@ -31,7 +39,8 @@ export function snapshotReader(store: PoolStore, failedGraceMs: number): () => P
       store.countQuarantined(),
       store.backlog(failedGraceMs),
       store.listClustersDown(failedGraceMs),
-      store.readState<TickerMirror>(STATE_KEYS.ticker),
+      readPaused ? undefined : store.readState<TickerMirror>(STATE_KEYS.ticker),
+      readPaused?.(),
     ]);
     return {
       stuckAssigned: stuck?.value.stuck,
@@ -41,6 +50,7 @@ export function snapshotReader(store: PoolStore, failedGraceMs: number): () => P
       backlog,
       clustersDown,
       ...(ticker ? { paused: ticker.value.paused === true } : {}),
+      ...(paused !== undefined ? { paused } : {}),
     };
   };
 }
@@ -179,10 +189,15 @@ export async function startWorker(
   const platform = config.platformDatabaseUrl
     ? PlatformStore.connect(config.platformDatabaseUrl, { max: 4, log })
     : undefined;
-  const metrics = createMetrics(snapshotReader(store, config.failedGraceMs), { tickMs: config.tickMs });
+  const scheduleMode = config.trigger === 'schedule';
+  const readPaused = scheduleMode ? schedulePauseReader(client, config.tickerWorkflowId) : undefined;
+  const metrics = createMetrics(snapshotReader(store, config.failedGraceMs, readPaused), {
+    tickMs: config.tickMs,
+  });
   registerBuildInfo(metrics.registry);
   let worker: Worker | undefined;
   let temporalLost: TemporalLostError | undefined;
+  let failureWatch: { stop(): Promise<void> } | undefined;
   const health = createHealth({
     client,
     db: store.pool,
@@ -243,6 +258,7 @@ export async function startWorker(
       await running.run();
     } finally {
       health.stop();
+      await failureWatch?.stop();
       await Promise.allSettled([
         teardown.close(),
         store.close(),
@@ -261,6 +277,16 @@ export async function startWorker(
     // switch queries the old ticker and lets its running pass finish, which needs a worker.
     try {
       await ensureTrigger({ client, store, config, recordReapedTokens: searchAttributes, log });
+      // No workflow sees a scheduled pass end: the replicas count failed ones (schedule-watch.ts).
+      if (scheduleMode) {
+        failureWatch = startFailureWatch({
+          client,
+          store,
+          metrics,
+          log,
+          scheduleId: config.tickerWorkflowId,
+        });
+      }
     } catch (err) {
       running.shutdown();
       await done.catch(() => undefined);

@@ -196,7 +196,8 @@ export async function ensureSchedule(
   return { created, updated };
 }
 
-const FAILURE_REASONS: Record<string, PassFailureReason> = {
+/** A closed pass's status as the pass-failure counter's reason (as the ticker labels it). */
+export const FAILURE_REASONS: Readonly<Record<string, PassFailureReason>> = {
   FAILED: 'failed',
   TIMED_OUT: 'timed_out',
   TERMINATED: 'terminated',
