@@ -67,8 +67,9 @@ export function deprovisionActivity(deps: ActivityDeps) {
     expect: AssignedExpectation,
     heartbeat: (step: string) => void,
     log: Logger,
+    graceMs: number | undefined,
   ): Promise<LockedRun<TeardownResult>> {
-    const reclamation = orphanReclamation(deps);
+    const reclamation = orphanReclamation(deps, graceMs);
     if (reclamation === undefined) {
       return { ran: false, reason: 'orphan reclamation is not enabled on this worker' };
     }
@@ -210,7 +211,12 @@ export function deprovisionActivity(deps: ActivityDeps) {
    * Refusals (guard, unsupported type) are non-retryable and counted towards quarantine;
    * they are raised before any connection opens.
    */
-  return async function deprovision({ item, expect, probe }: DeprovisionInput): Promise<DeprovisionResult> {
+  return async function deprovision({
+    item,
+    expect,
+    probe,
+    graceMs,
+  }: DeprovisionInput): Promise<DeprovisionResult> {
     const ctx = Context.current();
     const log = activityLogger(deps.log);
     // Steps only note where the teardown is; the timer sends it. A heartbeat per step cost a
@@ -226,11 +232,11 @@ export function deprovisionActivity(deps: ActivityDeps) {
       let run: LockedRun<TeardownResult>;
       if (expect === undefined) {
         teardown.preflight(item, { log });
-        run = await store.withStaleFailedItemLocked(item, settings.failedGraceMs, () =>
+        run = await store.withStaleFailedItemLocked(item, graceMs ?? settings.failedGraceMs, () =>
           teardown.teardown(item, { onProgress: heartbeat, log }),
         );
       } else {
-        run = await lockedOrphanTeardown(item, expect, heartbeat, log);
+        run = await lockedOrphanTeardown(item, expect, heartbeat, log, graceMs);
       }
       // The cluster answered: clear its mark if it was listed as down, or if an earlier attempt
       // of this very activity (a blip since retried away) marked it.

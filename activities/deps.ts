@@ -77,12 +77,19 @@ export interface ActivityDeps {
   readonly platform?: PlatformLookup;
 }
 
-/** Orphan reclamation runs only with the opt-in AND a platform database to ask. */
+/**
+ * Orphan reclamation runs only with the opt-in AND a platform database to ask. `graceMs`: the
+ * pass's orphan grace when its input carries one (PassRules), else this worker's.
+ */
 export function orphanReclamation(
   deps: ActivityDeps,
+  graceMs?: number,
 ): { platform: PlatformLookup; graceMs: number } | undefined {
   if (deps.settings.reclaimOrphans !== true || deps.platform === undefined) return undefined;
-  return { platform: deps.platform, graceMs: deps.settings.orphanGraceMs ?? DEFAULT_ORPHAN_GRACE_MS };
+  return {
+    platform: deps.platform,
+    graceMs: graceMs ?? deps.settings.orphanGraceMs ?? DEFAULT_ORPHAN_GRACE_MS,
+  };
 }
 
 export { STATE_KEYS } from '../src/store/state-keys';

@@ -1,16 +1,18 @@
-import type { ListStaleFailedResult } from '../src/shared/types';
+import type { ListStaleFailedResult, PassRulesInput } from '../src/shared/types';
 import type { ActivityDeps } from './deps';
+import { passRules } from './pass-rules';
 
 export function listStaleFailedActivity({ store, settings }: ActivityDeps) {
   /**
    * One batch of stale failed items, fair across clusters; small records, never connection
    * URLs. Also names the clusters marked down, so the pass says why their items wait.
    */
-  return async function listStaleFailed(): Promise<ListStaleFailedResult> {
+  return async function listStaleFailed(input: PassRulesInput = {}): Promise<ListStaleFailedResult> {
+    const { failedGraceMs, batchLimit } = passRules(settings, input.rules);
     const [items, clustersDown] = await Promise.all([
-      store.listStaleFailed(settings.failedGraceMs, settings.batchLimit),
-      store.listClustersDown(settings.failedGraceMs),
+      store.listStaleFailed(failedGraceMs, batchLimit),
+      store.listClustersDown(failedGraceMs),
     ]);
-    return { items, batchLimit: settings.batchLimit, clustersDown };
+    return { items, batchLimit, clustersDown };
   };
 }

@@ -12,7 +12,15 @@ export function planItemActivity(deps: ActivityDeps) {
    * row checks). Writes nothing: no audit `provisioner.drop` line, no failure record, no row
    * change; it logs its own event, `pool_reaper.plan.item`.
    */
-  return async function planItemStep({ item }: { item: PoolItemRef }): Promise<PlanItemResult> {
+  /** `graceMs`: the pass's failed grace (PassRules); absent on older passes: this worker's. */
+  return async function planItemStep({
+    item,
+    graceMs,
+  }: {
+    item: PoolItemRef;
+    graceMs?: number;
+  }): Promise<PlanItemResult> {
+    const failedGraceMs = graceMs ?? settings.failedGraceMs;
     const log = activityLogger(deps.log);
     const { decide, plan } = teardown;
     if (decide === undefined || plan === undefined) {
@@ -20,7 +28,7 @@ export function planItemActivity(deps: ActivityDeps) {
       throw new Error('this worker’s teardown cannot plan');
     }
     const echo = { itemId: item.id, poolToken: item.poolToken };
-    const standing = await plans.byId(item.id, settings.failedGraceMs);
+    const standing = await plans.byId(item.id, failedGraceMs);
     let result: PlanItemResult;
     if (standing === undefined || standing.poolToken !== item.poolToken) {
       result = {
@@ -31,11 +39,10 @@ export function planItemActivity(deps: ActivityDeps) {
       };
     } else {
       const locked = await plans.lockedIds([item.id]);
-      const planned = await planItem(
-        { teardown: { decide, plan }, failedGraceMs: settings.failedGraceMs },
-        standing,
-        { listed: true, locked: locked.has(item.id) },
-      );
+      const planned = await planItem({ teardown: { decide, plan }, failedGraceMs }, standing, {
+        listed: true,
+        locked: locked.has(item.id),
+      });
       result = {
         ...echo,
         verdict: planned.verdict,

@@ -13,8 +13,9 @@ export function recheckOrphanActivity(deps: ActivityDeps) {
   return async function recheckOrphan({
     item,
     assignedAt,
+    graceMs,
   }: RecheckOrphanInput): Promise<RecheckOrphanResult> {
-    const reclamation = orphanReclamation(deps);
+    const reclamation = orphanReclamation(deps, graceMs);
     if (reclamation === undefined) {
       return { orphan: false, reason: 'orphan reclamation is not enabled on this worker' };
     }

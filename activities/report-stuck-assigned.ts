@@ -3,11 +3,13 @@ import {
   type AssignedItemRef,
   MAX_ORPHANS_LISTED,
   MAX_ORPHANS_RECLAIMED_PER_PASS,
+  type PassRulesInput,
   type PlatformCheckStatus,
   type StuckAssignedReport,
 } from '../src/shared/types';
 import type { MirrorOrphan } from '../src/store/assigned-mirror';
 import { type ActivityDeps, orphanReclamation, STATE_KEYS } from './deps';
+import { passRules } from './pass-rules';
 
 const toAssignedRef = ({ quarantined: _, ...ref }: MirrorOrphan): AssignedItemRef => ref;
 
@@ -25,18 +27,19 @@ export function reportStuckAssignedActivity(deps: ActivityDeps) {
    * 70 lines) because the fail-closed paths (no platform, check failed, check passed) each
    * publish a complete snapshot; a partial one would leave a gauge stale.
    */
-  return async function reportStuckAssigned(): Promise<StuckAssignedReport> {
+  return async function reportStuckAssigned(input: PassRulesInput = {}): Promise<StuckAssignedReport> {
+    const rules = passRules(settings, input.rules);
     if (platform === undefined) {
-      const stuck = await store.countStuckAssigned(settings.stuckAssignedGraceMs);
+      const stuck = await store.countStuckAssigned(rules.stuckAssignedGraceMs);
       await store.writeState(STATE_KEYS.stuckAssigned, { stuck });
       return { stuck, platformCheck: { status: 'not_configured' } };
     }
 
-    const reclamation = orphanReclamation(deps);
+    const reclamation = orphanReclamation(deps, rules.orphanGraceMs);
     const result = await sweepStuckAssigned(
       { pool: store.pool, platform, metrics, log },
       {
-        graceMs: settings.stuckAssignedGraceMs,
+        graceMs: rules.stuckAssignedGraceMs,
         ...(settings.platformSweepBudgetMs === undefined ? {} : { budgetMs: settings.platformSweepBudgetMs }),
         ...(settings.platformReverifyMs === undefined ? {} : { reverifyMs: settings.platformReverifyMs }),
         ...(settings.platformSweepSliceRows === undefined
@@ -50,7 +53,7 @@ export function reportStuckAssignedActivity(deps: ActivityDeps) {
           ? {
               reclaim: {
                 minAgeMs: reclamation.graceMs,
-                limit: Math.min(settings.batchLimit, MAX_ORPHANS_RECLAIMED_PER_PASS),
+                limit: Math.min(rules.batchLimit, MAX_ORPHANS_RECLAIMED_PER_PASS),
               },
             }
           : {}),

@@ -58,6 +58,13 @@ export function tickerSettingsFrom(
       recordPassOutcome: PASS_OUTCOME_ATTRIBUTES.every(has),
       // Only when on: a worker without it starts passes exactly as before.
       ...(config.dryRun ? { dryRun: true } : {}),
+      // Decided here, once: every replica serving the pass applies these, whatever its own config.
+      rules: {
+        failedGraceMs: config.failedGraceMs,
+        batchLimit: config.batchLimit,
+        stuckAssignedGraceMs: config.stuckAssignedGraceMs,
+        orphanGraceMs: config.orphanGraceMs,
+      },
     },
   };
 }

@@ -57,7 +57,10 @@ export async function dryRunPass(input: DryRunPassInput): Promise<PassSummary> {
       providerResourceId: listed.providerResourceId,
     };
     try {
-      const result: PlanItemResult = await planItemStep(item)({ item });
+      const result: PlanItemResult = await planItemStep(item)({
+        item,
+        ...(options.rules ? { graceMs: options.rules.failedGraceMs } : {}),
+      });
       totals[result.verdict] += 1;
     } catch (err) {
       const failure = failureOf(err);

@@ -26,6 +26,15 @@ export type DeprovisionVerdict =
   | { readonly freed: false; readonly failure?: Failure };
 
 /**
+ * The pass's grace for this item (the orphan grace when it is an orphan), re-checked under the
+ * row lock by whichever replica runs the deprovision; none on a pass without rules.
+ */
+function withPassGrace(input: DeprovisionInput, { rules }: ReapPassOptions): DeprovisionInput {
+  if (rules === undefined) return input;
+  return { ...input, graceMs: input.expect ? rules.orphanGraceMs : rules.failedGraceMs };
+}
+
+/**
  * Runs an item's deprovision and records any outcome other than "freed". `freed` is true
  * only when the infra is confirmed freed, i.e. when the row may be deleted.
  */
@@ -37,7 +46,7 @@ export async function deprovisionRecorded(
   label = '',
 ): Promise<DeprovisionVerdict> {
   try {
-    const result = await deprovisionStep(item, options, label)(input);
+    const result = await deprovisionStep(item, options, label)(withPassGrace(input, options));
     if (result.outcome === 'freed') return { freed: true };
     log.info(`${label}item kept by deprovision`, { poolToken: item.poolToken, reason: result.reason });
     outcomes.record(item, 'skipped');

@@ -15,6 +15,7 @@ import type {
   ClusterFailure,
   ListedItem,
   ListStaleFailedResult,
+  PassRulesInput,
   PassSummary,
   PoolItemRef,
   ReapPassOptions,
@@ -84,6 +85,12 @@ function bookkeeping(options: ReapPassOptions) {
   };
 }
 
+/**
+ * The pass's rules for its bookkeeping activities; nothing for a pass without rules (an older
+ * ticker's), whose activities then apply their own worker's config exactly as before.
+ */
+const rulesArgs = ({ rules }: ReapPassOptions): [] | [PassRulesInput] => (rules ? [{ rules }] : []);
+
 /** Only the reference travels to the activities: what teardown and the audit log need. */
 const refOf = ({ id, resourceType, poolToken, providerResourceId }: PoolItemRef): PoolItemRef => ({
   id,
@@ -116,7 +123,7 @@ export async function reapPass(input: ReapPassOptions = { concurrency: 8 }): Pro
 
   let listing: ListStaleFailedResult;
   try {
-    listing = await activities.listStaleFailed();
+    listing = await activities.listStaleFailed(...rulesArgs(options));
   } catch (err) {
     const aborted = abortedPass(passId, startedAt, failureOf(err));
     const summary = outcomeAware ? withPassOutcome(aborted, options) : aborted;
@@ -126,7 +133,7 @@ export async function reapPass(input: ReapPassOptions = { concurrency: 8 }): Pro
   const { items, batchLimit } = listing;
   // The stuck-assigned report does not depend on this pass's items: run it alongside them.
   // Settled into a value: its failure is reported in the summary, never fails the pass.
-  const reportDone = activities.reportStuckAssigned().then(
+  const reportDone = activities.reportStuckAssigned(...rulesArgs(options)).then(
     (report): { report: StuckAssignedReport } => ({ report }),
     (error: unknown): { error: Failure } => ({ error: failureOf(error) }),
   );

@@ -47,7 +47,11 @@ export async function reclaimOrphans({ items, options }: ReclaimOrphansInput): P
     const item = refOf(orphan);
     const expect: AssignedExpectation = { status: 'assigned', assignedAt: orphan.assignedAt };
     try {
-      const verdict = await recheckOrphanStep(item)({ item, assignedAt: orphan.assignedAt });
+      const verdict = await recheckOrphanStep(item)({
+        item,
+        assignedAt: orphan.assignedAt,
+        ...(options.rules ? { graceMs: options.rules.orphanGraceMs } : {}),
+      });
       if (!verdict.orphan) {
         log.info('orphan kept after recheck', { poolToken: item.poolToken, reason: verdict.reason });
         outcomes.record(item, 'skipped');

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { ConfigError, loadConfig } from '../config';
 import { createLogger } from '../logger';
 import { ensureDatabase, migrate } from '../store/migrate';
+import { logFormatFor, prettyLogStream } from './log-format';
 import { findTemporalCli } from './temporal-cli';
 import { type DevServer, startDevServer, stopChild } from './temporal-server';
 
@@ -31,16 +32,24 @@ function portInUse(port: number): Promise<boolean> {
  */
 async function main(): Promise<number> {
   const config = loadConfig();
-  const log = createLogger({ level: config.logLevel, name: 'pool-reaper-start' });
+  // On a terminal, this script's lines and the worker's go through one prettifier; piped, both stay JSON.
+  const format = logFormatFor(process.stdout);
+  const pretty = format === 'pretty' ? prettyLogStream(1, { colorize: !process.env['NO_COLOR'] }) : undefined;
+  const log = pretty
+    ? createLogger({ level: config.logLevel, name: 'pool-reaper-start' }, pretty)
+    : createLogger({ level: config.logLevel, name: 'pool-reaper-start' });
   const env = { ...process.env };
   let server: DevServer | undefined;
   let worker: ChildProcess | undefined;
+  // Settles on the worker's 'close' (not 'exit'): by then its last lines are through the pipe.
+  let workerClosed: Promise<number> = Promise.resolve(0);
   let stopping = false;
 
   const stop = async (code: number) => {
     if (stopping) return;
     stopping = true;
     if (worker && worker.exitCode === null) await stopChild(worker, config.shutdownGraceMs + 5000);
+    await workerClosed;
     if (server) {
       await server.stop();
       log.info(
@@ -86,8 +95,12 @@ async function main(): Promise<number> {
 
   worker = spawn(process.execPath, [path.join(ROOT, 'dist', 'src', 'cli.js'), 'worker'], {
     env,
-    stdio: 'inherit',
+    // The worker writes JSON (production's format) either way; only its terminal view changes.
+    stdio: ['inherit', pretty ? 'pipe' : 'inherit', 'inherit'],
   });
+  if (pretty) worker.stdout?.pipe(pretty, { end: false });
+  const started = worker;
+  workerClosed = new Promise<number>((resolve) => started.once('close', (c) => resolve(c ?? 0)));
   log.info(
     {
       event: 'pool_reaper.local_stack.ready',
@@ -96,7 +109,7 @@ async function main(): Promise<number> {
     },
     `pool-reaper running. Temporal UI: ${server?.uiUrl ?? env['TEMPORAL_ADDRESS']} · metrics: http://localhost:${config.metricsPort}/metrics · Ctrl-C to stop`,
   );
-  const code = await new Promise<number>((resolve) => worker!.once('exit', (c) => resolve(c ?? 0)));
+  const code = await workerClosed;
   await stop(code);
   return code;
 }

@@ -1,5 +1,5 @@
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
-import type { PassFailure, PassSummary, ReapPassOptions } from './types';
+import type { PassFailure, PassRules, PassSummary, ReapPassOptions } from './types';
 
 /**
  * The ticker's messages (signals, queries, updates) and their payloads, imported by the
@@ -28,6 +28,21 @@ const positiveInteger = (v: unknown) => typeof v === 'number' && Number.isIntege
 const positiveDuration = (v: unknown) =>
   typeof v === 'number' && Number.isFinite(v) && v > 0 && v <= MAX_TICKER_DURATION_MS;
 const optional = (test: (v: unknown) => boolean) => (v: unknown) => v === undefined || test(v);
+// Graces are not bounded by MAX_TICKER_DURATION_MS: no timer waits on them, and no worker's own
+// REAPER_*_GRACE may be refused here.
+const positiveFinite = (v: unknown) => typeof v === 'number' && Number.isFinite(v) && v > 0;
+
+/** A pass's rules: every field present and sane, or an activity would list with NaN or 0. */
+function isPassRules(value: unknown): value is PassRules {
+  if (typeof value !== 'object' || value === null) return false;
+  const r = value as Partial<Record<keyof PassRules, unknown>>;
+  return (
+    positiveFinite(r.failedGraceMs) &&
+    positiveInteger(r.batchLimit) &&
+    positiveFinite(r.stuckAssignedGraceMs) &&
+    positiveFinite(r.orphanGraceMs)
+  );
+}
 
 /**
  * Whether a `configure` payload can be trusted: a signal may come from anyone with access
@@ -45,7 +60,8 @@ export function isTickerSettings(value: unknown): value is TickerSettings {
     pass !== null &&
     positiveInteger(pass.concurrency) &&
     optional(positiveInteger)(pass.clusterConcurrency) &&
-    optional(positiveDuration)(pass.bookkeepingBudgetMs)
+    optional(positiveDuration)(pass.bookkeepingBudgetMs) &&
+    optional(isPassRules)(pass.rules)
   );
 }
 

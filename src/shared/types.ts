@@ -44,6 +44,27 @@ export type ReapOutcome =
   /** A dry-run pass planned the item and touched nothing (REAPER_DRY_RUN). */
   | 'planned';
 
+/**
+ * The rules one pass applies, decided once (from the config of the worker that sent the
+ * ticker's settings or created the Schedule) and recorded in the pass's input, so every
+ * replica serving the pass applies the same ones and history shows them.
+ */
+export interface PassRules {
+  /** REAPER_FAILED_GRACE: a failed item is stale (listed, torn down) once failed this long. */
+  readonly failedGraceMs: number;
+  /** REAPER_BATCH_LIMIT: at most this many items listed per pass. */
+  readonly batchLimit: number;
+  /** REAPER_STUCK_ASSIGNED_GRACE: an assigned item is stuck once assigned this long. */
+  readonly stuckAssignedGraceMs: number;
+  /** REAPER_ORPHAN_GRACE: an orphan is reclaimed only once assigned this long. */
+  readonly orphanGraceMs: number;
+}
+
+/** What the pass's bookkeeping activities take: the pass's rules (absent on older passes). */
+export interface PassRulesInput {
+  readonly rules?: PassRules;
+}
+
 /** How a pass runs its items; chosen by the worker's config and carried by the ticker. */
 export interface ReapPassOptions {
   readonly concurrency: number;
@@ -73,6 +94,11 @@ export interface ReapPassOptions {
    * touch nothing: no teardown, no row delete, no orphan reclamation.
    */
   readonly dryRun?: boolean;
+  /**
+   * The pass's graces and batch limit. Unset on passes started by older tickers and
+   * Schedules: then each activity applies the config of the replica that runs it.
+   */
+  readonly rules?: PassRules;
   /** Bounded so a pass always ends; the next pass retries whatever is left. */
   readonly deprovisionRetry?: {
     readonly maximumAttempts?: number;
@@ -107,6 +133,11 @@ export interface DeprovisionInput {
   readonly probe?: boolean;
   /** Set only for an orphaned assigned item (opt-in reclamation); failed items omit it. */
   readonly expect?: AssignedExpectation;
+  /**
+   * The pass's grace for this item (PassRules: the failed grace, or the orphan grace with
+   * `expect`), re-checked under the row lock. Absent on older passes: the worker's own config.
+   */
+  readonly graceMs?: number;
 }
 
 export type DeprovisionResult =
@@ -237,6 +268,8 @@ export interface StuckAssignedReport {
 export interface RecheckOrphanInput {
   readonly item: PoolItemRef;
   readonly assignedAt: string;
+  /** The pass's orphan grace (PassRules); absent on older passes: the worker's own config. */
+  readonly graceMs?: number;
 }
 
 export type RecheckOrphanResult =
