@@ -8,11 +8,6 @@ const common = {
   hookTimeout: 180_000,
 } as const;
 
-const WAITING_SCENARIOS = [
-  'test/reliability/provisioner-outage.test.ts',
-  'test/reliability/long-pause.test.ts',
-];
-
 export default defineConfig({
   test: {
     // One Temporal dev server and one workflow bundle for the whole run, both projects included;
