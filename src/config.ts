@@ -5,7 +5,7 @@ import { ConfigError } from './config/config-error';
 import { withPostgresTls } from './config/postgres-tls';
 import { resolveSecretFiles } from './config/secrets-from-files';
 import { DEFAULT_CLUSTER } from './shared/clusters';
-import { MAX_TICKER_DURATION_MS } from './shared/messages';
+import { TICKER_DURATION } from './shared/settings-rules';
 
 /**
  * The reaper's own settings, read once from the environment and validated before anything
@@ -110,10 +110,13 @@ export function parseDuration(name: string, raw: string): number {
   return parsed;
 }
 
-/** A duration the ticker carries: at most MAX_TICKER_DURATION_MS (see src/shared/messages.ts). */
+/**
+ * A duration the ticker carries: held to the same rule as the `configure` payload
+ * (TICKER_DURATION in src/shared/settings-rules.ts, at most 365 days).
+ */
 function parseTickerDuration(name: string, raw: string): number {
   const parsed = parseDuration(name, raw);
-  if (parsed > MAX_TICKER_DURATION_MS) {
+  if (!TICKER_DURATION.test(parsed)) {
     throw new ConfigError(name, `a positive duration of at most 365d, got "${raw}"`);
   }
   return parsed;
