@@ -20,6 +20,7 @@ import { newPoolToken, provisionItem } from '../../src/dev/seed';
 import { freePort } from '../../src/dev/temporal-server';
 import { createLogger } from '../../src/logger';
 import { createTeardownRegistry } from '../../src/teardown';
+import { runBin } from '../helpers/bin';
 import { TEST_POSTGRES_URL, TEST_POSTGRES_URL_2 } from '../helpers/env';
 import {
   createThrowawayCluster,
@@ -28,7 +29,6 @@ import {
 } from '../helpers/throwaway-postgres';
 
 const run = promisify(execFile);
-const BIN = path.resolve(process.cwd(), 'bin', 'pool-reaper.js');
 const silent = createLogger({ level: 'silent' });
 
 /** A CA and a server certificate for localhost and 127.0.0.1 made with openssl, plus an unrelated CA. */
@@ -237,21 +237,14 @@ describe('TLS to Postgres (a throwaway cluster) and Redis with a CA made in the 
   });
 
   it('the worker refuses a server whose certificate the configured CA did not sign: exit 2, one clear line, no retries', async () => {
-    const result = await run(process.execPath, [BIN, 'worker'], {
-      env: {
-        PATH: process.env['PATH'] ?? '',
+    const result = await runBin(
+      ['worker'],
+      {
         PROVISIONER_DATABASE_URL: withParams({ sslmode: 'verify-full', sslrootcert: certs.wrongCa }),
         METRICS_PORT: String(await freePort()),
         REAPER_STARTUP_TIMEOUT: '1m',
       },
-      timeout: 30_000,
-    }).then(
-      () => ({ code: 0, stderr: '', stdout: '' }),
-      (e: { code?: number; stderr?: string; stdout?: string }) => ({
-        code: e.code,
-        stderr: e.stderr ?? '',
-        stdout: e.stdout ?? '',
-      }),
+      { timeoutMs: 30_000 },
     );
     expect(result.code).toBe(2);
     const lines = result.stderr.split('\n').filter((l) => l.trim() !== '');
