@@ -34,6 +34,25 @@ export type ReleaseSelector =
   | { readonly poolToken: string }
   | { readonly all: true };
 
+/** A retryable failure, as the backoff upserts record it. */
+interface RetryableFailure {
+  readonly passId: string;
+  readonly errorType: string;
+  readonly message: string;
+}
+
+/**
+ * What both backoff upserts take after their key, in this order: error type, message (cut
+ * to 2,000 characters), pass id, then the backoff's base and max in seconds.
+ */
+const backoffParams = (failure: RetryableFailure, backoff: Backoff) => [
+  failure.errorType,
+  failure.message.slice(0, 2000),
+  failure.passId,
+  secs(backoff.baseMs),
+  secs(backoff.maxMs),
+];
+
 /** Needs-an-operator failures, deferrals after retryable ones, clusters marked down; quarantine listing and release. */
 export class QuarantineStore extends ReaperStateStore {
   /** Counts one needs-an-operator failure; quarantines the row at the threshold. */
@@ -68,7 +87,7 @@ export class QuarantineStore extends ReaperStateStore {
    */
   async deferItem(
     item: PoolItemRef,
-    failure: { passId: string; errorType: string; message: string },
+    failure: RetryableFailure,
     backoff: Backoff,
   ): Promise<{ deferrals: number; nextAttemptAt: Date }> {
     const deferrals = countOncePerPassSql('f', 'deferrals');
@@ -85,16 +104,7 @@ export class QuarantineStore extends ReaperStateStore {
          last_pass_id = EXCLUDED.last_pass_id,
          next_attempt_at = now() + make_interval(secs => ${backoffSecsSql(deferrals, '$7', '$8')})
        RETURNING deferrals, next_attempt_at`,
-      [
-        item.id,
-        item.poolToken,
-        item.resourceType,
-        failure.errorType,
-        failure.message.slice(0, 2000),
-        failure.passId,
-        secs(backoff.baseMs),
-        secs(backoff.maxMs),
-      ],
+      [item.id, item.poolToken, item.resourceType, ...backoffParams(failure, backoff)],
     );
     const row = rows[0]!;
     return { deferrals: row.deferrals, nextAttemptAt: row.next_attempt_at };
@@ -107,7 +117,7 @@ export class QuarantineStore extends ReaperStateStore {
    */
   async recordClusterFailure(
     cluster: { resourceType: string; cluster: string },
-    failure: { passId: string; errorType: string; message: string },
+    failure: RetryableFailure,
     backoff: Backoff,
   ): Promise<{ failures: number; retryAt: Date }> {
     const failures = countOncePerPassSql('k', 'failures');
@@ -123,15 +133,7 @@ export class QuarantineStore extends ReaperStateStore {
          updated_at = now(),
          retry_at = now() + make_interval(secs => ${backoffSecsSql(failures, '$6', '$7')})
        RETURNING failures, retry_at`,
-      [
-        cluster.resourceType,
-        cluster.cluster,
-        failure.errorType,
-        failure.message.slice(0, 2000),
-        failure.passId,
-        secs(backoff.baseMs),
-        secs(backoff.maxMs),
-      ],
+      [cluster.resourceType, cluster.cluster, ...backoffParams(failure, backoff)],
     );
     const row = rows[0]!;
     return { failures: row.failures, retryAt: row.retry_at };
