@@ -1,9 +1,10 @@
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import {
   activityTimeoutsProblem,
+  BATCH_LIMIT,
+  CONCURRENCY,
   deprovisionRetryProblem,
   GRACE,
-  POSITIVE_INTEGER,
   ruleProblem,
   shown,
   TICKER_DURATION,
@@ -34,7 +35,7 @@ function passRulesProblem(path: string, value: unknown): string | undefined {
   const r = value as Partial<Record<keyof PassRules, unknown>>;
   return (
     ruleProblem(`${path}.failedGraceMs`, r.failedGraceMs, GRACE) ??
-    ruleProblem(`${path}.batchLimit`, r.batchLimit, POSITIVE_INTEGER) ??
+    ruleProblem(`${path}.batchLimit`, r.batchLimit, BATCH_LIMIT) ??
     ruleProblem(`${path}.stuckAssignedGraceMs`, r.stuckAssignedGraceMs, GRACE) ??
     ruleProblem(`${path}.orphanGraceMs`, r.orphanGraceMs, GRACE)
   );
@@ -57,8 +58,8 @@ export function tickerSettingsProblem(value: unknown): string | undefined {
   if (timing) return timing;
   if (typeof pass !== 'object' || pass === null) return `pass: expected an object, got ${shown(pass)}`;
   return (
-    ruleProblem('pass.concurrency', pass.concurrency, POSITIVE_INTEGER) ??
-    ruleProblem('pass.clusterConcurrency', pass.clusterConcurrency, POSITIVE_INTEGER, true) ??
+    ruleProblem('pass.concurrency', pass.concurrency, CONCURRENCY) ??
+    ruleProblem('pass.clusterConcurrency', pass.clusterConcurrency, CONCURRENCY, true) ??
     ruleProblem('pass.bookkeepingBudgetMs', pass.bookkeepingBudgetMs, TICKER_DURATION, true) ??
     (pass.rules === undefined ? undefined : passRulesProblem('pass.rules', pass.rules)) ??
     (pass.deprovisionRetry === undefined

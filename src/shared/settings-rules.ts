@@ -43,6 +43,21 @@ export const POSITIVE_INTEGER: SettingRule = {
   test: (v) => isNumber(v) && Number.isInteger(v) && v >= 1,
 };
 
+/** An integer from `min` to `max`, worded as the env config words its refusals. */
+function integerFrom(range: { readonly min: number; readonly max: number }): SettingRule {
+  return {
+    expected: `an integer from ${range.min} to ${range.max}`,
+    test: (v) => isNumber(v) && Number.isInteger(v) && v >= range.min && v <= range.max,
+  };
+}
+
+/** Lanes of a pass, in all and per cluster (REAPER_CONCURRENCY, REAPER_CLUSTER_CONCURRENCY). */
+export const CONCURRENCY_RANGE = { min: 1, max: 64 } as const;
+/** Items one pass lists at most (REAPER_BATCH_LIMIT). */
+export const BATCH_LIMIT_RANGE = { min: 1, max: 500 } as const;
+export const CONCURRENCY: SettingRule = integerFrom(CONCURRENCY_RANGE);
+export const BATCH_LIMIT: SettingRule = integerFrom(BATCH_LIMIT_RANGE);
+
 /** A duration a timer or a Temporal timeout waits on: bounded by MAX_TICKER_DURATION_MS. */
 export const TICKER_DURATION: SettingRule = {
   expected: 'a number of milliseconds above 0 and at most 365 days (31536000000)',

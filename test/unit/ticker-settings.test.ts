@@ -144,10 +144,10 @@ describe('configure payload validation', () => {
     expect(tickerSettingsProblem({ ...base, tickMs: '30s' })).toMatch(/^tickMs: expected .*, got "30s"$/);
     expect(tickerSettingsProblem({ tickMs: 1000 })).toBe('pass: expected an object, got nothing');
     expect(tickerSettingsProblem(withPass({ concurrency: 0 }))).toBe(
-      'pass.concurrency: expected an integer of at least 1, got 0',
+      'pass.concurrency: expected an integer from 1 to 64, got 0',
     );
     expect(tickerSettingsProblem(withPass({ rules: { ...base.pass.rules, batchLimit: 0 } }))).toBe(
-      'pass.rules.batchLimit: expected an integer of at least 1, got 0',
+      'pass.rules.batchLimit: expected an integer from 1 to 500, got 0',
     );
   });
 
@@ -158,5 +158,31 @@ describe('configure payload validation', () => {
     }
     expect(() => loadConfig({ REAPER_TICK: '366d' })).toThrow(ConfigError);
     expect(tickerSettingsProblem({ ...base, tickMs: 366 * 24 * 3_600_000 })).toMatch(/^tickMs: /);
+  });
+
+  it('holds lanes and the batch limit to the env config’s ranges, worded alike', () => {
+    const widest = tickerSettingsFrom(
+      loadConfig({ REAPER_CONCURRENCY: '64', REAPER_CLUSTER_CONCURRENCY: '64', REAPER_BATCH_LIMIT: '500' }),
+    );
+    expect(tickerSettingsProblem(widest)).toBeUndefined();
+    for (const [variable, raw] of [
+      ['REAPER_CONCURRENCY', '65'],
+      ['REAPER_CLUSTER_CONCURRENCY', '65'],
+      ['REAPER_BATCH_LIMIT', '501'],
+    ] as const) {
+      expect(() => loadConfig({ [variable]: raw }), variable).toThrow(ConfigError);
+    }
+    expect(() => loadConfig({ REAPER_CONCURRENCY: '65' })).toThrow(
+      'REAPER_CONCURRENCY: expected an integer from 1 to 64, got "65"',
+    );
+    expect(tickerSettingsProblem(withPass({ concurrency: 65 }))).toBe(
+      'pass.concurrency: expected an integer from 1 to 64, got 65',
+    );
+    expect(tickerSettingsProblem(withPass({ clusterConcurrency: 65 }))).toBe(
+      'pass.clusterConcurrency: expected an integer from 1 to 64, got 65',
+    );
+    expect(tickerSettingsProblem(withPass({ rules: { ...base.pass.rules, batchLimit: 501 } }))).toBe(
+      'pass.rules.batchLimit: expected an integer from 1 to 500, got 501',
+    );
   });
 });
