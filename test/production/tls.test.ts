@@ -89,19 +89,25 @@ async function makeCertificates(dir: string) {
   };
 }
 
-/** Whether a connection with `url` is encrypted, as the server sees it. */
-async function sslInUse(url: string): Promise<boolean> {
+/** The first row of `sql` on a connection of its own to `url`. */
+async function firstRow<R extends pg.QueryResultRow>(url: string, sql: string): Promise<R | undefined> {
   const client = new pg.Client({ connectionString: url });
   client.on('error', () => undefined);
   await client.connect();
   try {
-    const { rows } = await client.query<{ ssl: boolean }>(
-      'SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()',
-    );
-    return rows[0]?.ssl === true;
+    return (await client.query<R>(sql)).rows[0];
   } finally {
     await client.end();
   }
+}
+
+/** Whether a connection with `url` is encrypted, as the server sees it. */
+async function sslInUse(url: string): Promise<boolean> {
+  const row = await firstRow<{ ssl: boolean }>(
+    url,
+    'SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()',
+  );
+  return row?.ssl === true;
 }
 
 /**
@@ -153,17 +159,8 @@ describe('TLS to Postgres (a throwaway cluster) and Redis with a CA made in the 
 
   it('never reconfigures the shared clusters, and the next run drops a throwaway cluster whose test died (never a live one)', async () => {
     for (const shared of [TEST_POSTGRES_URL, TEST_POSTGRES_URL_2]) {
-      const client = new pg.Client({ connectionString: shared });
-      client.on('error', () => undefined);
-      await client.connect();
-      try {
-        const { rows } = await client.query<{ cert: string }>(
-          "SELECT current_setting('ssl_cert_file') AS cert",
-        );
-        expect(rows[0]?.cert, shared).not.toBe(certs.cert);
-      } finally {
-        await client.end();
-      }
+      const row = await firstRow<{ cert: string }>(shared, "SELECT current_setting('ssl_cert_file') AS cert");
+      expect(row?.cert, shared).not.toBe(certs.cert);
     }
     // What a test process killed before its afterAll leaves: a running cluster named for it.
     const dead = spawn('true');
