@@ -4,6 +4,7 @@ import { recheckToken } from '../src/platform/check';
 import { clusterOf } from '../src/shared/clusters';
 import { treatmentOf } from '../src/shared/failure-types';
 import { scrubSecrets } from '../src/shared/secrets';
+import { HEARTBEATS_PER_TIMEOUT, MIN_HEARTBEAT_INTERVAL_MS } from '../src/shared/settings-rules';
 import type {
   AssignedExpectation,
   DeprovisionInput,
@@ -32,7 +33,7 @@ interface ThrownError {
  * before Temporal gives the attempt up.
  */
 const heartbeatIntervalOf = (timeoutMs: number | undefined) =>
-  timeoutMs ? Math.max(200, Math.floor(timeoutMs / 3)) : 5_000;
+  timeoutMs ? Math.max(MIN_HEARTBEAT_INTERVAL_MS, Math.floor(timeoutMs / HEARTBEATS_PER_TIMEOUT)) : 5_000;
 
 /**
  * The Temporal failure for a thrown error: its type is the error's class name, and whether

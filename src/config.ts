@@ -5,7 +5,7 @@ import { ConfigError } from './config/config-error';
 import { withPostgresTls } from './config/postgres-tls';
 import { resolveSecretFiles } from './config/secrets-from-files';
 import { DEFAULT_CLUSTER } from './shared/clusters';
-import { MAX_TICKER_DURATION_MS } from './shared/messages';
+import { BATCH_LIMIT_RANGE, CONCURRENCY_RANGE, TICKER_DURATION } from './shared/settings-rules';
 
 /**
  * The reaper's own settings, read once from the environment and validated before anything
@@ -110,10 +110,13 @@ export function parseDuration(name: string, raw: string): number {
   return parsed;
 }
 
-/** A duration the ticker carries: at most MAX_TICKER_DURATION_MS (see src/shared/messages.ts). */
+/**
+ * A duration the ticker carries: held to the same rule as the `configure` payload
+ * (TICKER_DURATION in src/shared/settings-rules.ts, at most 365 days).
+ */
 function parseTickerDuration(name: string, raw: string): number {
   const parsed = parseDuration(name, raw);
-  if (parsed > MAX_TICKER_DURATION_MS) {
+  if (!TICKER_DURATION.test(parsed)) {
     throw new ConfigError(name, `a positive duration of at most 365d, got "${raw}"`);
   }
   return parsed;
@@ -239,12 +242,14 @@ export function loadConfig(rawEnv: Env = process.env): ReaperConfig {
   if (trigger !== 'ticker' && trigger !== 'schedule') {
     throw new ConfigError('REAPER_TRIGGER', `ticker or schedule, got "${trigger}"`);
   }
-  const concurrency = parseInteger('REAPER_CONCURRENCY', read(env, 'REAPER_CONCURRENCY'), 1, 64);
+  // The same ranges as the `configure` payload's (src/shared/settings-rules.ts).
+  const { min: minLanes, max: maxLanes } = CONCURRENCY_RANGE;
+  const concurrency = parseInteger('REAPER_CONCURRENCY', read(env, 'REAPER_CONCURRENCY'), minLanes, maxLanes);
   const clusterConcurrency = parseInteger(
     'REAPER_CLUSTER_CONCURRENCY',
     read(env, 'REAPER_CLUSTER_CONCURRENCY'),
-    1,
-    64,
+    minLanes,
+    maxLanes,
   );
   const stuckAssignedGraceMs = parseDuration(
     'REAPER_STUCK_ASSIGNED_GRACE',
@@ -287,7 +292,12 @@ export function loadConfig(rawEnv: Env = process.env): ReaperConfig {
     tickMs: parseTickerDuration('REAPER_TICK', read(env, 'REAPER_TICK')),
     failedGraceMs: parseDuration('REAPER_FAILED_GRACE', read(env, 'REAPER_FAILED_GRACE')),
     stuckAssignedGraceMs,
-    batchLimit: parseInteger('REAPER_BATCH_LIMIT', read(env, 'REAPER_BATCH_LIMIT'), 1, 500),
+    batchLimit: parseInteger(
+      'REAPER_BATCH_LIMIT',
+      read(env, 'REAPER_BATCH_LIMIT'),
+      BATCH_LIMIT_RANGE.min,
+      BATCH_LIMIT_RANGE.max,
+    ),
     concurrency,
     // More per cluster than in all would only read as a promise the pass cannot keep.
     clusterConcurrency: Math.min(clusterConcurrency, concurrency),

@@ -1,6 +1,7 @@
 import { proxyActivities, proxyLocalActivities, type RetryPolicy } from '@temporalio/workflow';
 import type { createActivities } from '../activities';
 import { NON_RETRYABLE_TYPES } from '../src/shared/failure-types';
+import { DEPROVISION_RETRY_DEFAULTS } from '../src/shared/settings-rules';
 import type { PoolItemRef, ReapPassOptions } from '../src/shared/types';
 
 /**
@@ -23,12 +24,12 @@ export const DEPROVISION_HEARTBEAT_TIMEOUT_MS = 10_000;
  * reaper); bounded so that a pass ends and the next one tries again. Tests shorten it.
  */
 export function deprovisionRetry(options: ReapPassOptions): RetryPolicy {
-  const retry = options.deprovisionRetry ?? {};
+  const retry = { ...DEPROVISION_RETRY_DEFAULTS, ...options.deprovisionRetry };
   return {
-    initialInterval: retry.initialIntervalMs ?? 1000,
+    initialInterval: retry.initialIntervalMs,
     backoffCoefficient: 2,
-    maximumInterval: retry.maximumIntervalMs ?? 30_000,
-    maximumAttempts: retry.maximumAttempts ?? 5,
+    maximumInterval: retry.maximumIntervalMs,
+    maximumAttempts: retry.maximumAttempts,
     nonRetryableErrorTypes: [...NON_RETRYABLE_TYPES],
   };
 }

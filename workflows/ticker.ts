@@ -1,10 +1,10 @@
 import { ApplicationFailure, condition, log, setCurrentDetails } from '@temporalio/workflow';
 import {
-  isTickerSettings,
   type PauseRequest,
   type ReapNowRequest,
   type TickerSettings,
   type TickerStatus,
+  tickerSettingsProblem,
 } from '../src/shared/messages';
 import type { PassFailure, PassSummary } from '../src/shared/types';
 
@@ -119,14 +119,18 @@ export class Ticker {
 
   configure(next: unknown): void {
     // A malformed message (a hand-sent signal, an older client) must never stall the loop.
-    if (!isTickerSettings(next)) {
-      log.warn('configure signal ignored: malformed settings', {
+    const problem = tickerSettingsProblem(next);
+    if (problem !== undefined) {
+      // One line naming the field; the ticker keeps the settings it has.
+      log.warn(`configure signal ignored: ${problem}`, {
+        reason: problem,
         received: JSON.stringify(next)?.slice(0, 300),
       });
       return;
     }
-    this.settingsChanged = this.settings.tickMs !== next.tickMs;
-    this.settings = next;
+    const settings = next as TickerSettings; // checked just above
+    this.settingsChanged = this.settings.tickMs !== settings.tickMs;
+    this.settings = settings;
   }
 
   status(): TickerStatus {

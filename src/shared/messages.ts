@@ -1,4 +1,14 @@
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import {
+  activityTimeoutsProblem,
+  BATCH_LIMIT,
+  CONCURRENCY,
+  deprovisionRetryProblem,
+  GRACE,
+  ruleProblem,
+  shown,
+  TICKER_DURATION,
+} from './settings-rules';
 import type { PassFailure, PassRules, PassSummary, ReapPassOptions } from './types';
 
 /**
@@ -16,53 +26,54 @@ export interface TickerSettings {
   readonly passTimeoutMs?: number;
 }
 
-/**
- * The longest tick, pass timeout or bookkeeping budget the ticker accepts (365 days). A finite
- * but larger tick breaks it: the next tick's time is past what a Date can hold, every workflow
- * task fails and the ticker stalls. REAPER_TICK and REAPER_PASS_TIMEOUT have the same bound, so
- * that no worker's own settings are refused here.
- */
-export const MAX_TICKER_DURATION_MS = 365 * 24 * 3_600_000;
-
-const positiveInteger = (v: unknown) => typeof v === 'number' && Number.isInteger(v) && v >= 1;
-const positiveDuration = (v: unknown) =>
-  typeof v === 'number' && Number.isFinite(v) && v > 0 && v <= MAX_TICKER_DURATION_MS;
-const optional = (test: (v: unknown) => boolean) => (v: unknown) => v === undefined || test(v);
-// Graces are not bounded by MAX_TICKER_DURATION_MS: no timer waits on them, and no worker's own
-// REAPER_*_GRACE may be refused here.
-const positiveFinite = (v: unknown) => typeof v === 'number' && Number.isFinite(v) && v > 0;
+// The limits live with the env config's (one source of truth); re-exported for older importers.
+export { MAX_TICKER_DURATION_MS } from './settings-rules';
 
 /** A pass's rules: every field present and sane, or an activity would list with NaN or 0. */
-function isPassRules(value: unknown): value is PassRules {
-  if (typeof value !== 'object' || value === null) return false;
+function passRulesProblem(path: string, value: unknown): string | undefined {
+  if (typeof value !== 'object' || value === null) return `${path}: expected an object, got ${shown(value)}`;
   const r = value as Partial<Record<keyof PassRules, unknown>>;
   return (
-    positiveFinite(r.failedGraceMs) &&
-    positiveInteger(r.batchLimit) &&
-    positiveFinite(r.stuckAssignedGraceMs) &&
-    positiveFinite(r.orphanGraceMs)
+    ruleProblem(`${path}.failedGraceMs`, r.failedGraceMs, GRACE) ??
+    ruleProblem(`${path}.batchLimit`, r.batchLimit, BATCH_LIMIT) ??
+    ruleProblem(`${path}.stuckAssignedGraceMs`, r.stuckAssignedGraceMs, GRACE) ??
+    ruleProblem(`${path}.orphanGraceMs`, r.orphanGraceMs, GRACE)
   );
 }
 
 /**
- * Whether a `configure` payload can be trusted: a signal may come from anyone with access
- * to the namespace (a hand-typed `temporal workflow signal`, an older client). Applying a
- * payload without lanes would list a batch and process none of it.
+ * Why a `configure` payload cannot be trusted, in one line naming the first bad field
+ * (`pass.deprovisionRetry.maximumAttempts: expected an integer of at least 1, got 0`), or
+ * undefined when it can. A signal may come from anyone with access to the namespace (a
+ * hand-typed `temporal workflow signal`, an older client). Applying a payload without lanes
+ * would list a batch and process none of it.
  */
-export function isTickerSettings(value: unknown): value is TickerSettings {
-  if (typeof value !== 'object' || value === null) return false;
+export function tickerSettingsProblem(value: unknown): string | undefined {
+  if (typeof value !== 'object' || value === null) return `settings: expected an object, got ${shown(value)}`;
   const v = value as Partial<Record<keyof TickerSettings, unknown>>;
   const pass = v.pass as Partial<Record<keyof ReapPassOptions, unknown>> | undefined;
+  const timing =
+    ruleProblem('tickMs', v.tickMs, TICKER_DURATION) ??
+    ruleProblem('passTimeoutMs', v.passTimeoutMs, TICKER_DURATION, true);
+  if (timing) return timing;
+  if (typeof pass !== 'object' || pass === null) return `pass: expected an object, got ${shown(pass)}`;
   return (
-    positiveDuration(v.tickMs) &&
-    optional(positiveDuration)(v.passTimeoutMs) &&
-    typeof pass === 'object' &&
-    pass !== null &&
-    positiveInteger(pass.concurrency) &&
-    optional(positiveInteger)(pass.clusterConcurrency) &&
-    optional(positiveDuration)(pass.bookkeepingBudgetMs) &&
-    optional(isPassRules)(pass.rules)
+    ruleProblem('pass.concurrency', pass.concurrency, CONCURRENCY) ??
+    ruleProblem('pass.clusterConcurrency', pass.clusterConcurrency, CONCURRENCY, true) ??
+    ruleProblem('pass.bookkeepingBudgetMs', pass.bookkeepingBudgetMs, TICKER_DURATION, true) ??
+    (pass.rules === undefined ? undefined : passRulesProblem('pass.rules', pass.rules)) ??
+    (pass.deprovisionRetry === undefined
+      ? undefined
+      : deprovisionRetryProblem('pass.deprovisionRetry', pass.deprovisionRetry)) ??
+    (pass.activityTimeouts === undefined
+      ? undefined
+      : activityTimeoutsProblem('pass.activityTimeouts', pass.activityTimeouts))
   );
+}
+
+/** Whether a `configure` payload can be trusted (tickerSettingsProblem says why not). */
+export function isTickerSettings(value: unknown): value is TickerSettings {
+  return tickerSettingsProblem(value) === undefined;
 }
 
 export interface PauseRequest {

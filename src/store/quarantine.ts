@@ -1,13 +1,10 @@
 import type { PoolItemRef } from '../shared/types';
+import { type Backoff, backoffSecsSql, countOncePerPassSql } from './backoff';
 import { secs } from './predicates';
 import { ReaperStateStore } from './reaper-state';
 import { countsOf } from './store-rows';
 
-/** Exponential backoff bounds. */
-export interface Backoff {
-  readonly baseMs: number;
-  readonly maxMs: number;
-}
+export type { Backoff } from './backoff';
 
 export interface QuarantineRow {
   readonly itemId: string;
@@ -37,6 +34,25 @@ export type ReleaseSelector =
   | { readonly poolToken: string }
   | { readonly all: true };
 
+/** A retryable failure, as the backoff upserts record it. */
+interface RetryableFailure {
+  readonly passId: string;
+  readonly errorType: string;
+  readonly message: string;
+}
+
+/**
+ * What both backoff upserts take after their key, in this order: error type, message (cut
+ * to 2,000 characters), pass id, then the backoff's base and max in seconds.
+ */
+const backoffParams = (failure: RetryableFailure, backoff: Backoff) => [
+  failure.errorType,
+  failure.message.slice(0, 2000),
+  failure.passId,
+  secs(backoff.baseMs),
+  secs(backoff.maxMs),
+];
+
 /** Needs-an-operator failures, deferrals after retryable ones, clusters marked down; quarantine listing and release. */
 export class QuarantineStore extends ReaperStateStore {
   /** Counts one needs-an-operator failure; quarantines the row at the threshold. */
@@ -65,38 +81,30 @@ export class QuarantineStore extends ReaperStateStore {
 
   /**
    * Defers an item after a retryable failure of its own, so it stops heading every listing:
-   * its next attempt waits base × 2^(passes it failed in − 1), capped. Counted once per pass
+   * its next attempt waits base × 2^(passes it failed in − 1), capped (backoffMs in
+   * src/store/backoff.ts, the same rule as a cluster's). Counted once per pass
    * however many attempts the pass made. Never counts towards quarantine.
    */
   async deferItem(
     item: PoolItemRef,
-    failure: { passId: string; errorType: string; message: string },
+    failure: RetryableFailure,
     backoff: Backoff,
   ): Promise<{ deferrals: number; nextAttemptAt: Date }> {
+    const deferrals = countOncePerPassSql('f', 'deferrals');
     const { rows } = await this.pool.query<{ deferrals: number; next_attempt_at: Date }>(
       `INSERT INTO pool_reaper_item_failures AS f
               (item_id, pool_token, resource_type, deferrals, last_error_type, last_error,
                next_attempt_at, last_pass_id)
-       VALUES ($1, $2, $3, 1, $4, $5, now() + make_interval(secs => $7), $6)
+       VALUES ($1, $2, $3, 1, $4, $5, now() + make_interval(secs => ${backoffSecsSql('1', '$7', '$8')}), $6)
        ON CONFLICT (item_id) DO UPDATE SET
-         deferrals = f.deferrals + (f.last_pass_id IS DISTINCT FROM EXCLUDED.last_pass_id)::int,
+         deferrals = ${deferrals},
          last_error_type = EXCLUDED.last_error_type,
          last_error = EXCLUDED.last_error,
          last_failed_at = now(),
          last_pass_id = EXCLUDED.last_pass_id,
-         next_attempt_at = now() + make_interval(secs => least($8::float8,
-           $7::float8 * power(2, least(30, f.deferrals + (f.last_pass_id IS DISTINCT FROM EXCLUDED.last_pass_id)::int - 1))))
+         next_attempt_at = now() + make_interval(secs => ${backoffSecsSql(deferrals, '$7', '$8')})
        RETURNING deferrals, next_attempt_at`,
-      [
-        item.id,
-        item.poolToken,
-        item.resourceType,
-        failure.errorType,
-        failure.message.slice(0, 2000),
-        failure.passId,
-        secs(backoff.baseMs),
-        secs(backoff.maxMs),
-      ],
+      [item.id, item.poolToken, item.resourceType, ...backoffParams(failure, backoff)],
     );
     const row = rows[0]!;
     return { deferrals: row.deferrals, nextAttemptAt: row.next_attempt_at };
@@ -104,35 +112,28 @@ export class QuarantineStore extends ReaperStateStore {
 
   /**
    * Marks a cluster down after a cluster-scoped failure: listings leave its items out until
-   * retry_at (base × 2^(passes it failed in − 1), capped), then probe it with one item.
+   * retry_at (base × 2^(passes it failed in − 1), capped: backoffMs in src/store/backoff.ts,
+   * the same rule as an item's), then probe it with one item.
    */
   async recordClusterFailure(
     cluster: { resourceType: string; cluster: string },
-    failure: { passId: string; errorType: string; message: string },
+    failure: RetryableFailure,
     backoff: Backoff,
   ): Promise<{ failures: number; retryAt: Date }> {
+    const failures = countOncePerPassSql('k', 'failures');
     const { rows } = await this.pool.query<{ failures: number; retry_at: Date }>(
       `INSERT INTO pool_reaper_clusters AS k
               (resource_type, cluster, failures, last_error_type, last_error, last_pass_id, retry_at)
-       VALUES ($1, $2, 1, $3, $4, $5, now() + make_interval(secs => $6))
+       VALUES ($1, $2, 1, $3, $4, $5, now() + make_interval(secs => ${backoffSecsSql('1', '$6', '$7')}))
        ON CONFLICT (resource_type, cluster) DO UPDATE SET
-         failures = k.failures + (k.last_pass_id IS DISTINCT FROM EXCLUDED.last_pass_id)::int,
+         failures = ${failures},
          last_error_type = EXCLUDED.last_error_type,
          last_error = EXCLUDED.last_error,
          last_pass_id = EXCLUDED.last_pass_id,
          updated_at = now(),
-         retry_at = now() + make_interval(secs => least($7::float8,
-           $6::float8 * power(2, least(30, k.failures + (k.last_pass_id IS DISTINCT FROM EXCLUDED.last_pass_id)::int - 1))))
+         retry_at = now() + make_interval(secs => ${backoffSecsSql(failures, '$6', '$7')})
        RETURNING failures, retry_at`,
-      [
-        cluster.resourceType,
-        cluster.cluster,
-        failure.errorType,
-        failure.message.slice(0, 2000),
-        failure.passId,
-        secs(backoff.baseMs),
-        secs(backoff.maxMs),
-      ],
+      [cluster.resourceType, cluster.cluster, ...backoffParams(failure, backoff)],
     );
     const row = rows[0]!;
     return { failures: row.failures, retryAt: row.retry_at };

@@ -1,8 +1,6 @@
-import { execFile } from 'node:child_process';
-import path from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { seedItems } from '../../src/dev/seed';
+import { runBin } from '../helpers/bin';
 import { TEST_POSTGRES_URL, TEST_REDIS_URL, uniqueSuffix } from '../helpers/env';
 import { createTestDatabase, databaseExists, roleExists, type TestDatabase } from '../helpers/postgres';
 import { insertRow } from '../helpers/rows';
@@ -10,22 +8,7 @@ import { cleanupToken, seedTargets } from '../helpers/teardown-fixtures';
 import { connectTestTemporal, type TestTemporal } from '../helpers/temporal';
 import { startWorkerProcess, type WorkerProcess } from '../helpers/worker-process';
 
-const run = promisify(execFile);
-const BIN = path.resolve(process.cwd(), 'bin', 'pool-reaper.js');
 const HOUR = 3_600_000;
-
-async function cli(args: string[], env: Record<string, string>) {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [BIN, ...args], {
-      env: { PATH: process.env['PATH'] ?? '', ...env },
-      timeout: 60_000,
-    });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code?: number; stdout?: string; stderr?: string };
-    return { code: typeof e.code === 'number' ? e.code : -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
-  }
-}
 
 /** The real worker binary with REAPER_DRY_RUN=true: its passes plan and touch nothing, and say so. */
 describe('a worker started with REAPER_DRY_RUN=true', () => {
@@ -88,7 +71,7 @@ describe('a worker started with REAPER_DRY_RUN=true', () => {
       poolToken: 'admin',
     });
 
-    const result = await cli(['reap-now', '--wait', '--json'], env);
+    const result = await runBin(['reap-now', '--wait', '--json'], env);
     expect(result.code, result.stderr).toBe(0);
     const summary = JSON.parse(result.stdout);
     expect(summary).toMatchObject({
@@ -117,10 +100,10 @@ describe('a worker started with REAPER_DRY_RUN=true', () => {
       `http://ui.example:8233/namespaces/default/workflows/${encodeURIComponent(summary.passId)}/history`,
     );
 
-    const status = await cli(['status'], env);
+    const status = await runBin(['status'], env);
     expect(status.stdout).toMatch(/DRY RUN: passes plan and touch nothing/);
     expect(status.stdout).toMatch(/DRY RUN: REAPER_DRY_RUN=true, nothing dropped, no row deleted/);
-    const text = await cli(['passes', '--with-work', '--json'], env);
+    const text = await runBin(['passes', '--with-work', '--json'], env);
     expect(text.code, text.stderr).toBe(0);
     // Visibility is eventually consistent: the pass shows up once indexed (checked by its id).
     const listed = JSON.parse(text.stdout) as { passes: { workflowId: string; outcome: string | null }[] };

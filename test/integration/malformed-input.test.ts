@@ -66,6 +66,14 @@ describe('malformed input never makes a pass skip silently', () => {
       { tickMs: 1e20, pass: TEST_PASS_OPTIONS },
       // Held to the same bound (365 days) as the tick and REAPER_PASS_TIMEOUT.
       { tickMs: HOUR, passTimeoutMs: 1e20, pass: TEST_PASS_OPTIONS },
+      // The retry policy and activity timeouts of each item (issue: leftovers, item 1).
+      { tickMs: 1_000, pass: { ...TEST_PASS_OPTIONS, deprovisionRetry: { maximumAttempts: 0 } } },
+      { tickMs: 1_000, pass: { ...TEST_PASS_OPTIONS, deprovisionRetry: { initialIntervalMs: -1 } } },
+      { tickMs: 1_000, pass: { ...TEST_PASS_OPTIONS, deprovisionRetry: { maxAttempts: 3 } } },
+      { tickMs: 1_000, pass: { ...TEST_PASS_OPTIONS, deprovisionRetry: { initialIntervalMs: 60_000 } } },
+      { tickMs: 1_000, pass: { ...TEST_PASS_OPTIONS, activityTimeouts: { deprovisionHeartbeatMs: 100 } } },
+      { tickMs: 1_000, pass: { ...TEST_PASS_OPTIONS, activityTimeouts: { deleteStartToCloseMs: '5s' } } },
+      { tickMs: 1_000, pass: { ...TEST_PASS_OPTIONS, activityTimeouts: 'fast' } },
     ];
     for (const payload of malformed) {
       await ticker.signal(configureSignal, payload as TickerSettings);

@@ -1,6 +1,3 @@
-import { execFile } from 'node:child_process';
-import path from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { seedItems } from '../../src/dev/seed';
 import { PlanStore } from '../../src/plan/plan-store';
@@ -8,6 +5,7 @@ import { computePlan, type Plan, type PlannedItem } from '../../src/plan/planner
 import { DEFAULT_CLUSTER } from '../../src/shared/clusters';
 import { PoolStore } from '../../src/store/pool-store';
 import { createTeardownRegistry, type TeardownRegistry } from '../../src/teardown';
+import { runBin } from '../helpers/bin';
 import { TEST_POSTGRES_URL, TEST_REDIS_URL } from '../helpers/env';
 import { createTestDatabase, databaseExists, roleExists, type TestDatabase } from '../helpers/postgres';
 import { CapturedLog } from '../helpers/reaper';
@@ -15,24 +13,9 @@ import { aclUserExists, keysMatching, testRedis } from '../helpers/redis';
 import { insertRow } from '../helpers/rows';
 import { cleanupToken, newPoolToken, seedTargets } from '../helpers/teardown-fixtures';
 
-const run = promisify(execFile);
-const BIN = path.resolve(process.cwd(), 'bin', 'pool-reaper.js');
 const HOUR = 3_600_000;
 const MINUTE = 60_000;
 const GRACE = 10 * MINUTE;
-
-async function cli(args: string[], env: Record<string, string>) {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [BIN, ...args], {
-      env: { PATH: process.env['PATH'] ?? '', ...env },
-      timeout: 60_000,
-    });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code?: number; stdout?: string; stderr?: string };
-    return { code: typeof e.code === 'number' ? e.code : -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
-  }
-}
 
 /**
  * `pool-reaper plan` on a real population: every verdict right, and nothing changed: the
@@ -245,7 +228,7 @@ describe('plan: what the next passes would do, read-only', () => {
     };
     const before = await snapshot();
     const infraBefore = await infra();
-    const result = await cli(['plan', '--json'], env);
+    const result = await runBin(['plan', '--json'], env);
     expect(result.code, result.stderr).toBe(0);
     const plan = JSON.parse(result.stdout) as Plan;
     const got = byId(plan);
@@ -264,13 +247,13 @@ describe('plan: what the next passes would do, read-only', () => {
     expect(plan.totals).toEqual({ reap: 4, refuse: 3, skip: 3 });
     expect(result.stderr).not.toContain('provisioner.drop');
 
-    const limited = await cli(['plan', '--json', '--limit', '2'], env);
+    const limited = await runBin(['plan', '--json', '--limit', '2'], env);
     expect(JSON.parse(limited.stdout)).toMatchObject({ truncated: true, staleFailed: 10 });
-    const text = await cli(['plan'], env);
+    const text = await runBin(['plan'], env);
     expect(text.code).toBe(0);
     expect(text.stdout).toMatch(/totals: 10 item\(s\): reap 4, refuse 3, skip 3/);
 
-    const fresh = await cli(['explain', items['fresh']!.poolToken, '--json'], env);
+    const fresh = await runBin(['explain', items['fresh']!.poolToken, '--json'], env);
     expect(fresh.code, fresh.stderr).toBe(0);
     const explained = JSON.parse(fresh.stdout);
     expect(explained.rows[0]).toMatchObject({ verdict: 'skip', status: 'failed' });
@@ -280,10 +263,10 @@ describe('plan: what the next passes would do, read-only', () => {
       name: `db_${items['fresh']!.poolToken}`,
       exists: true,
     });
-    const ready = await cli(['explain', items['ready']!.id], env);
+    const ready = await runBin(['explain', items['ready']!.id], env);
     expect(ready.code).toBe(0);
     expect(ready.stdout).toMatch(/would SKIP it: status is ready/);
-    const unknown = await cli(['explain', 'pool-00000000-0000-0000-0000-000000000000'], env);
+    const unknown = await runBin(['explain', 'pool-00000000-0000-0000-0000-000000000000'], env);
     expect(unknown.code).toBe(4);
     expect(unknown.stderr.trim().split('\n')).toHaveLength(1);
     expect(unknown.stderr).toMatch(/no pool item and no reaped tombstone matches/);

@@ -1,51 +1,32 @@
-import { execFile } from 'node:child_process';
-import path from 'node:path';
-import { promisify } from 'node:util';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { freePort } from '../../src/dev/temporal-server';
+import { type BinResult, runBin } from '../helpers/bin';
 import { TEST_POSTGRES_URL, TEST_REDIS_URL, uniqueSuffix } from '../helpers/env';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres';
 import { connectTestTemporal, type TestTemporal } from '../helpers/temporal';
-
-const run = promisify(execFile);
-const BIN = path.resolve(process.cwd(), 'bin', 'pool-reaper.js');
-
-interface WorkerExit {
-  /** The exit code, or -1 when the worker did not exit on its own within the limit. */
-  code: number;
-  stdout: string;
-  stderr: string;
-}
 
 /**
  * `pool-reaper worker` as a container runs it, with only the given environment. A worker
  * that starts when it should not would run until the limit; it is then killed and reported
  * as code -1, which no assertion below accepts.
  */
-async function startWorker(env: Record<string, string>, limitMs = 45_000): Promise<WorkerExit> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [BIN, 'worker'], {
-      env: {
-        PATH: process.env['PATH'] ?? '',
-        POSTGRES_ADMIN_URL: TEST_POSTGRES_URL,
-        REDIS_URL: TEST_REDIS_URL,
-        METRICS_PORT: String(await freePort()),
-        LOG_LEVEL: 'info',
-        ...env,
-      },
-      timeout: limitMs,
-      killSignal: 'SIGKILL',
-    });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code?: unknown; stdout?: string; stderr?: string };
-    return { code: typeof e.code === 'number' ? e.code : -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
-  }
+async function startWorker(env: Record<string, string>, limitMs = 45_000): Promise<BinResult> {
+  return runBin(
+    ['worker'],
+    {
+      POSTGRES_ADMIN_URL: TEST_POSTGRES_URL,
+      REDIS_URL: TEST_REDIS_URL,
+      METRICS_PORT: String(await freePort()),
+      LOG_LEVEL: 'info',
+      ...env,
+    },
+    { timeoutMs: limitMs, killSignal: 'SIGKILL' },
+  );
 }
 
-const stderrLines = (result: WorkerExit) => result.stderr.split('\n').filter((l) => l.trim() !== '');
-const logEvents = (result: WorkerExit, event: string) =>
+const stderrLines = (result: BinResult) => result.stderr.split('\n').filter((l) => l.trim() !== '');
+const logEvents = (result: BinResult, event: string) =>
   result.stdout
     .split('\n')
     .filter((l) => l.trim().startsWith('{'))

@@ -1,18 +1,14 @@
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { freePort } from '../../src/dev/temporal-server';
+import { runBin } from '../helpers/bin';
 import { TEST_POSTGRES_URL, TEST_REDIS_URL, uniqueSuffix } from '../helpers/env';
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy';
 import { connectTestTemporal, type TestTemporal } from '../helpers/temporal';
 import { startWorkerProcess, type WorkerProcess } from '../helpers/worker-process';
-
-const run = promisify(execFile);
-const BIN = path.resolve(process.cwd(), 'bin', 'pool-reaper.js');
 
 /** A password Postgres (trust auth) and Redis (no auth) ignore, so it can be looked for everywhere. */
 const FILE_SECRET = `file-secret-${uniqueSuffix()}`;
@@ -78,17 +74,14 @@ describe('issue 19: secrets from files, /healthz and /readyz, exit on a lost Tem
 
   it('stops with one line naming the variable when both X and X_FILE are set (exit 2)', async () => {
     const file = secretFile('both', db.url);
-    const result = await run(process.execPath, [BIN, 'worker'], {
-      env: {
-        PATH: process.env['PATH'] ?? '',
+    const result = await runBin(
+      ['worker'],
+      {
         PROVISIONER_DATABASE_URL: db.url,
         PROVISIONER_DATABASE_URL_FILE: file,
         METRICS_PORT: String(await freePort()),
       },
-      timeout: 30_000,
-    }).then(
-      () => ({ code: 0, stderr: '' }),
-      (err: { code?: number; stderr?: string }) => ({ code: err.code, stderr: err.stderr ?? '' }),
+      { timeoutMs: 30_000 },
     );
     expect(result.code).toBe(2);
     const lines = result.stderr.split('\n').filter((l) => l.trim() !== '');
@@ -101,13 +94,7 @@ describe('issue 19: secrets from files, /healthz and /readyz, exit on a lost Tem
 
   it('a missing secret file is one line naming <NAME>_FILE and its path, exit 2', async () => {
     const missing = path.join(dir, 'not-there');
-    const result = await run(process.execPath, [BIN, 'worker'], {
-      env: { PATH: process.env['PATH'] ?? '', REDIS_URL_FILE: missing },
-      timeout: 30_000,
-    }).then(
-      () => ({ code: 0, stderr: '' }),
-      (err: { code?: number; stderr?: string }) => ({ code: err.code, stderr: err.stderr ?? '' }),
-    );
+    const result = await runBin(['worker'], { REDIS_URL_FILE: missing }, { timeoutMs: 30_000 });
     expect(result.code).toBe(2);
     expect(result.stderr.trim()).toBe(
       `pool-reaper: REDIS_URL_FILE: expected a readable file, got ENOENT for ${missing}`,

@@ -20,10 +20,15 @@ import { newPoolToken, provisionItem } from '../../src/dev/seed';
 import { freePort } from '../../src/dev/temporal-server';
 import { createLogger } from '../../src/logger';
 import { createTeardownRegistry } from '../../src/teardown';
-import { TEST_POSTGRES_URL_2 } from '../helpers/env';
+import { runBin } from '../helpers/bin';
+import { TEST_POSTGRES_URL, TEST_POSTGRES_URL_2 } from '../helpers/env';
+import {
+  createThrowawayCluster,
+  dropLeftoverClusters,
+  type ThrowawayCluster,
+} from '../helpers/throwaway-postgres';
 
 const run = promisify(execFile);
-const BIN = path.resolve(process.cwd(), 'bin', 'pool-reaper.js');
 const silent = createLogger({ level: 'silent' });
 
 /** A CA and a server certificate for localhost and 127.0.0.1 made with openssl, plus an unrelated CA. */
@@ -84,12 +89,13 @@ async function makeCertificates(dir: string) {
   };
 }
 
-async function superQuery(text: string) {
-  const client = new pg.Client({ connectionString: TEST_POSTGRES_URL_2 });
+/** The first row of `sql` on a connection of its own to `url`. */
+async function firstRow<R extends pg.QueryResultRow>(url: string, sql: string): Promise<R | undefined> {
+  const client = new pg.Client({ connectionString: url });
   client.on('error', () => undefined);
   await client.connect();
   try {
-    return (await client.query(text)).rows;
+    return (await client.query<R>(sql)).rows[0];
   } finally {
     await client.end();
   }
@@ -97,31 +103,28 @@ async function superQuery(text: string) {
 
 /** Whether a connection with `url` is encrypted, as the server sees it. */
 async function sslInUse(url: string): Promise<boolean> {
-  const client = new pg.Client({ connectionString: url });
-  client.on('error', () => undefined);
-  await client.connect();
-  try {
-    const { rows } = await client.query<{ ssl: boolean }>(
-      'SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()',
-    );
-    return rows[0]?.ssl === true;
-  } finally {
-    await client.end();
-  }
+  const row = await firstRow<{ ssl: boolean }>(
+    url,
+    'SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()',
+  );
+  return row?.ssl === true;
 }
 
 /**
  * Issue 19, item 2: Postgres TLS from the URL or libpq's variables and Redis rediss:// with a
- * CA, against the second local cluster serving a certificate from a CA made here. The
- * cluster's own ssl settings are put back afterwards: other tests use it (without TLS).
+ * CA, against a Postgres cluster of this test's own serving a certificate from a CA made here.
+ * The shared clusters (5432, 5433) are never reconfigured: a test process that dies mid-test
+ * leaves at most a throwaway cluster, which the next run drops (test/helpers/throwaway-postgres.ts).
  */
-describe('TLS to Postgres (second cluster) and Redis with a CA made in the test', () => {
+describe('TLS to Postgres (a throwaway cluster) and Redis with a CA made in the test', () => {
   let dir: string;
   let certs: Awaited<ReturnType<typeof makeCertificates>>;
-  const base = new URL(TEST_POSTGRES_URL_2);
-  const withParams = (params: Record<string, string>, host = base.hostname) => {
-    const url = new URL(TEST_POSTGRES_URL_2);
-    url.hostname = host;
+  let cluster: ThrowawayCluster | undefined;
+  /** The throwaway cluster's superuser URL. */
+  let serverUrl: string;
+  const withParams = (params: Record<string, string>, host?: string) => {
+    const url = new URL(serverUrl);
+    if (host !== undefined) url.hostname = host;
     for (const [k, v] of Object.entries(params)) url.searchParams.set(k, v);
     return url.toString();
   };
@@ -136,28 +139,44 @@ describe('TLS to Postgres (second cluster) and Redis with a CA made in the test'
     chownSync(certs.key, Number(stdout.trim()), Number(gid.trim()));
     chmodSync(certs.key, 0o600);
     chmodSync(certs.cert, 0o644);
-    await superQuery(`ALTER SYSTEM SET ssl_cert_file = '${certs.cert}'`);
-    await superQuery(`ALTER SYSTEM SET ssl_key_file = '${certs.key}'`);
-    await superQuery('ALTER SYSTEM SET ssl = on');
-    await superQuery('SELECT pg_reload_conf()');
-    // The reload is asynchronous: wait until a new connection is served with the new certificate.
-    const deadline = Date.now() + 10_000;
-    for (;;) {
-      const ok = await sslInUse(withParams({ sslmode: 'verify-full', sslrootcert: certs.ca })).catch(
-        () => false,
-      );
-      if (ok) break;
-      if (Date.now() > deadline) throw new Error('the second cluster did not take the test certificate');
-      await new Promise((r) => setTimeout(r, 200));
-    }
+    cluster = await createThrowawayCluster('tls', {
+      ssl: 'on',
+      ssl_cert_file: certs.cert,
+      ssl_key_file: certs.key,
+    });
+    serverUrl = cluster.url;
+    // Started with the test certificate: a verified connection works from the first one.
+    expect(await sslInUse(withParams({ sslmode: 'verify-full', sslrootcert: certs.ca }))).toBe(true);
   });
 
   afterAll(async () => {
-    await superQuery('ALTER SYSTEM RESET ssl_cert_file');
-    await superQuery('ALTER SYSTEM RESET ssl_key_file');
-    await superQuery('ALTER SYSTEM RESET ssl');
-    await superQuery('SELECT pg_reload_conf()');
-    rmSync(dir, { recursive: true, force: true });
+    try {
+      await cluster?.drop();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('never reconfigures the shared clusters, and the next run drops a throwaway cluster whose test died (never a live one)', async () => {
+    for (const shared of [TEST_POSTGRES_URL, TEST_POSTGRES_URL_2]) {
+      const row = await firstRow<{ cert: string }>(shared, "SELECT current_setting('ssl_cert_file') AS cert");
+      expect(row?.cert, shared).not.toBe(certs.cert);
+    }
+    // What a test process killed before its afterAll leaves: a running cluster named for it.
+    const dead = spawn('true');
+    await new Promise((resolve) => dead.on('exit', resolve));
+    const left = await createThrowawayCluster('tls', {}, dead.pid!);
+    const listed = async () => (await run('pg_lsclusters', ['--no-header'])).stdout;
+    expect(await listed()).toContain(left.name);
+    try {
+      await dropLeftoverClusters();
+      expect(await listed()).not.toContain(left.name);
+      // This run's own cluster belongs to a live process: untouched, still serving.
+      expect(await listed()).toContain(cluster!.name);
+      expect(await sslInUse(withParams({ sslmode: 'verify-full', sslrootcert: certs.ca }))).toBe(true);
+    } finally {
+      await left.drop().catch(() => undefined);
+    }
   });
 
   it('honours sslmode=verify-full and sslrootcert from the URL', async () => {
@@ -169,9 +188,9 @@ describe('TLS to Postgres (second cluster) and Redis with a CA made in the test'
 
   it('honours PGSSLMODE and PGSSLROOTCERT for every Postgres URL that leaves them out', async () => {
     const cfg = loadConfig({
-      PROVISIONER_DATABASE_URL: TEST_POSTGRES_URL_2,
-      POSTGRES_ADMIN_URL: TEST_POSTGRES_URL_2,
-      POSTGRES_ADMIN_URLS: `local:1=${TEST_POSTGRES_URL_2}`,
+      PROVISIONER_DATABASE_URL: serverUrl,
+      POSTGRES_ADMIN_URL: serverUrl,
+      POSTGRES_ADMIN_URLS: `local:1=${serverUrl}`,
       PGSSLMODE: 'verify-full',
       PGSSLROOTCERT: certs.ca,
     });
@@ -200,7 +219,7 @@ describe('TLS to Postgres (second cluster) and Redis with a CA made in the test'
   it('a missing CA file or an unknown sslmode is one line naming the variable', () => {
     expect(() =>
       loadConfig({
-        PROVISIONER_DATABASE_URL: TEST_POSTGRES_URL_2,
+        PROVISIONER_DATABASE_URL: serverUrl,
         PGSSLROOTCERT: path.join(dir, 'nope.crt'),
       }),
     ).toThrow(
@@ -215,21 +234,14 @@ describe('TLS to Postgres (second cluster) and Redis with a CA made in the test'
   });
 
   it('the worker refuses a server whose certificate the configured CA did not sign: exit 2, one clear line, no retries', async () => {
-    const result = await run(process.execPath, [BIN, 'worker'], {
-      env: {
-        PATH: process.env['PATH'] ?? '',
+    const result = await runBin(
+      ['worker'],
+      {
         PROVISIONER_DATABASE_URL: withParams({ sslmode: 'verify-full', sslrootcert: certs.wrongCa }),
         METRICS_PORT: String(await freePort()),
         REAPER_STARTUP_TIMEOUT: '1m',
       },
-      timeout: 30_000,
-    }).then(
-      () => ({ code: 0, stderr: '', stdout: '' }),
-      (e: { code?: number; stderr?: string; stdout?: string }) => ({
-        code: e.code,
-        stderr: e.stderr ?? '',
-        stdout: e.stdout ?? '',
-      }),
+      { timeoutMs: 30_000 },
     );
     expect(result.code).toBe(2);
     const lines = result.stderr.split('\n').filter((l) => l.trim() !== '');
@@ -242,13 +254,13 @@ describe('TLS to Postgres (second cluster) and Redis with a CA made in the test'
 
   it('tears a tenant database down over verified TLS; with the wrong CA the cluster is refused as a TLS failure', async () => {
     const token = newPoolToken();
-    const superPool = new pg.Pool({ connectionString: TEST_POSTGRES_URL_2, max: 2 });
+    const superPool = new pg.Pool({ connectionString: serverUrl, max: 2 });
     const redisStub = new Redis({ lazyConnect: true });
     try {
       await provisionItem(
         {
           admin: superPool,
-          adminUrl: TEST_POSTGRES_URL_2,
+          adminUrl: serverUrl,
           redis: redisStub,
           redisUrl: 'redis://127.0.0.1:6379',
         },
@@ -368,7 +380,7 @@ describe('TLS to Postgres (second cluster) and Redis with a CA made in the test'
         await provisionItem(
           {
             admin: { query: async () => ({}) as pg.QueryResult },
-            adminUrl: TEST_POSTGRES_URL_2,
+            adminUrl: serverUrl,
             redis,
             redisUrl: `rediss://127.0.0.1:${port}`,
           },
