@@ -26,6 +26,10 @@ export interface ReaperConfig {
   readonly redisClusters: ReadonlyMap<string, string>;
   /** PEM of the CA that signs the Redis servers' certificates (REDIS_TLS_CA_FILE), for rediss:// URLs. */
   readonly redisTlsCa: string | undefined;
+  /** SCAN COUNT of the shared Redis keyspace walk (REAPER_REDIS_SCAN_COUNT). */
+  readonly redisScanCount: number;
+  /** Pause after each SCAN step of the walk (REAPER_REDIS_SCAN_PAUSE): bounds the reaper's share of Redis. */
+  readonly redisScanPauseMs: number;
   readonly platformDatabaseUrl: string | undefined;
   readonly metricsPort: number;
   readonly temporalMetricsPort: number | undefined;
@@ -70,6 +74,8 @@ export const ENV_DEFAULTS = {
   REDIS_URL: 'redis://127.0.0.1:6379',
   REDIS_URLS: '',
   REDIS_TLS_CA_FILE: '',
+  REAPER_REDIS_SCAN_COUNT: '1000',
+  REAPER_REDIS_SCAN_PAUSE: '1ms',
   PLATFORM_DATABASE_URL: '',
   METRICS_PORT: '9464',
   TEMPORAL_METRICS_PORT: '',
@@ -107,6 +113,14 @@ export function parseDuration(name: string, raw: string): number {
   if (parsed === undefined || !Number.isFinite(parsed) || parsed <= 0) {
     throw new ConfigError(name, `a positive duration such as 30s, 10m or 1h, got "${raw}"`);
   }
+  return parsed;
+}
+
+/** A pause: `0` or a duration with a unit, at most 1s. */
+function parsePause(name: string, raw: string): number {
+  if (/^0+(ms|s)?$/.test(raw.trim())) return 0;
+  const parsed = parseDuration(name, raw);
+  if (parsed > 1_000) throw new ConfigError(name, `at most 1s, got "${raw}"`);
   return parsed;
 }
 
@@ -283,6 +297,13 @@ export function loadConfig(rawEnv: Env = process.env): ReaperConfig {
       redisProtocols,
     ),
     redisTlsCa: readRedisCa(read(env, 'REDIS_TLS_CA_FILE')),
+    redisScanCount: parseInteger(
+      'REAPER_REDIS_SCAN_COUNT',
+      read(env, 'REAPER_REDIS_SCAN_COUNT'),
+      10,
+      100_000,
+    ),
+    redisScanPauseMs: parsePause('REAPER_REDIS_SCAN_PAUSE', read(env, 'REAPER_REDIS_SCAN_PAUSE')),
     platformDatabaseUrl: platform === '' ? undefined : pgUrl('PLATFORM_DATABASE_URL', platform),
     metricsPort: parseInteger('METRICS_PORT', read(env, 'METRICS_PORT'), 0, 65535),
     temporalMetricsPort:

@@ -183,7 +183,11 @@ export async function startWorker(
     redisClusters: config.redisClusters,
     concurrency: config.concurrency,
     log,
-    ...(config.redisTlsCa !== undefined ? { redis: { tlsCa: config.redisTlsCa } } : {}),
+    redis: {
+      scanCount: config.redisScanCount,
+      scanPauseMs: config.redisScanPauseMs,
+      ...(config.redisTlsCa !== undefined ? { tlsCa: config.redisTlsCa } : {}),
+    },
   });
   // Read-only, a few connections: one classification per pass and one re-check per orphan step.
   const platform = config.platformDatabaseUrl

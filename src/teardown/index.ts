@@ -68,6 +68,7 @@ export {
   type RedisBackendOptions,
   type RedisPlan,
 } from './redis';
+export type { SweepResult, WalkObserver } from './redis-walker';
 export {
   createTeardownRegistry,
   decisionOf,

@@ -14,10 +14,20 @@ import {
   UnknownClusterError,
 } from './errors';
 import type { TeardownCallOptions } from './postgres';
+import { escapeRedisGlob } from './redis-glob';
+import {
+  createKeyspaceWalker,
+  type KeyspaceWalker,
+  WalkCommandError,
+  type WalkObserver,
+} from './redis-walker';
 
 /**
- * Redis teardown: ACL users first (DELUSER also closes their connections, so nothing
- * re-creates keys mid-teardown), then SCAN + UNLINK of `<token>:*`, then a confirming scan.
+ * Redis teardown: ACL users first (DELUSER also closes their connections, so the item's own
+ * users cannot re-create keys mid-teardown), then the item's `<token>:*` keys through the
+ * cluster's shared keyspace walker (redis-walker.ts): one SCAN loop per cluster for all the
+ * item teardowns running on it, which unlinks each item's keys in one full iteration and
+ * confirms them gone in the next.
  * A user name other tokens may share (the legacy alias, or the own user of a token of 8
  * characters or fewer) is deleted only when its key patterns are exactly this token's; a
  * legacy alias the guard refuses is skipped (audited), never the whole item.
@@ -28,8 +38,15 @@ export interface RedisBackendOptions {
   /** Redis URL per cluster id (from `redisClusters`; `local:0` is REDIS_URL). */
   readonly clusters: ReadonlyMap<string, string>;
   readonly log: Logger;
-  /** SCAN COUNT hint and so the largest UNLINK batch. Default 500. */
+  /** SCAN COUNT hint of the shared keyspace walk and of `inspect`'s scan. Default 1000. */
   readonly scanCount?: number;
+  /**
+   * Pause after each SCAN step of the shared walk, bounding the share of the cluster's one
+   * thread the reaper takes (REAPER_REDIS_SCAN_PAUSE). Default 1 ms; 0 walks flat out.
+   */
+  readonly scanPauseMs?: number;
+  /** Optional view of the walk's steps and cycles (tests count SCANs with it). */
+  readonly walkObserver?: (cluster: string) => WalkObserver | undefined;
   /** Per-command limit. Default 10 s. */
   readonly commandTimeoutMs?: number;
   /** Limit on opening the connection. Default 5 s. */
@@ -61,10 +78,7 @@ export interface RedisBackend extends TeardownBackend {
   preflight(item: PoolItemRef, options?: Pick<TeardownCallOptions, 'log'>): RedisPlan;
 }
 
-/** Escapes Redis glob specials so the token matches only itself (the guard already forbids them). */
-export function escapeRedisGlob(text: string): string {
-  return text.replace(/[\\*?[\]^]/g, (c) => `\\${c}`);
-}
+export { escapeRedisGlob };
 
 /** The key patterns and selectors of an `ACL GETUSER` reply (Redis 6 and 7 shapes). */
 export function aclKeyPatterns(reply: unknown): { patterns: string[]; allKeys: boolean; selectors: number } {
@@ -90,8 +104,10 @@ export function aclKeyPatterns(reply: unknown): { patterns: string[]; allKeys: b
 
 export function createRedisBackend(options: RedisBackendOptions): RedisBackend {
   const { clusters, log } = options;
-  const scanCount = options.scanCount ?? 500;
+  const scanCount = options.scanCount ?? 1000;
+  const scanPauseMs = options.scanPauseMs ?? 1;
   const clients = new Map<string, Redis>();
+  const walkers = new Map<string, KeyspaceWalker>();
   let closed = false;
 
   function clientFor(cluster: string, url: string): Redis {
@@ -114,6 +130,28 @@ export function createRedisBackend(options: RedisBackendOptions): RedisBackend {
       clients.set(cluster, client);
     }
     return client;
+  }
+
+  /** The cluster's shared keyspace walker, created on first use. */
+  function walkerFor(cluster: string, client: Redis): KeyspaceWalker {
+    let walker = walkers.get(cluster);
+    if (!walker) {
+      const observer = options.walkObserver?.(cluster);
+      walker = createKeyspaceWalker({
+        commands: {
+          scan: (cursor, match, count) =>
+            match === undefined
+              ? client.scan(cursor, 'COUNT', count)
+              : client.scan(cursor, 'MATCH', match, 'COUNT', count),
+          unlink: async (keys) => Number(await client.unlink(...keys)),
+        },
+        scanCount,
+        pauseMs: scanPauseMs,
+        ...(observer ? { observer } : {}),
+      });
+      walkers.set(cluster, walker);
+    }
+    return walker;
   }
 
   /**
@@ -243,32 +281,6 @@ export function createRedisBackend(options: RedisBackendOptions): RedisBackend {
       }
     };
 
-    /** One full SCAN of the item's keys; `unlink` removes each batch as it comes. */
-    const scanKeys = async (unlink: boolean): Promise<number> => {
-      let cursor = '0';
-      let total = 0;
-      let steps = 0;
-      do {
-        // A large shared keyspace takes many SCAN steps: keep the caller's heartbeat going.
-        if (++steps % 200 === 0) progress(`${unlink ? 'unlink_keys' : 'confirm'}: ${steps} scan steps`);
-        const [next, found] = await command('scan', keyPattern, () =>
-          client.scan(cursor, 'MATCH', keyPattern, 'COUNT', scanCount),
-        );
-        cursor = next;
-        // Belt and braces: only keys that really start with `<token>:` are ever unlinked.
-        const mine = found.filter((key) => key.startsWith(keyPrefix));
-        if (mine.length === 0) continue;
-        if (unlink) {
-          audit.drop('unlink_keys', keyPattern, { keys: mine.length });
-          total += Number(await command('unlink_keys', keyPattern, () => client.unlink(...mine)));
-          progress(`unlink_keys: ${total} removed`);
-        } else {
-          total += mine.length;
-        }
-      } while (cursor !== '0');
-      return total;
-    };
-
     // (1) ACL users. The item's own user is this token's by name, unless the token is so short
     // that the name is also the legacy alias of longer tokens ...
     progress('acl_deluser');
@@ -287,14 +299,32 @@ export function createRedisBackend(options: RedisBackendOptions): RedisBackend {
       }
     }
 
-    // (2) Keys.
+    // (2) Keys, and (3) their confirmation: the shared walk unlinks the item's keys in one full
+    // SCAN iteration and counts, in the next, any that still exist (see redis-walker.ts).
     progress('unlink_keys');
-    const removed = await scanKeys(true);
+    const walked = await walkerFor(cluster, client)
+      .sweep(keyPrefix, {
+        onProgress: progress,
+        beforeUnlink: (keys) => audit.drop('unlink_keys', keyPattern, { keys }),
+      })
+      .catch((err: unknown) => {
+        const action = err instanceof WalkCommandError ? err.action : 'scan';
+        const cause = err instanceof WalkCommandError ? err.cause : err;
+        const error = classifyRedisError(cause, {
+          action,
+          target: keyPattern,
+          cluster,
+          partial: ledger.result(false),
+        });
+        audit.failed(action, keyPattern, error);
+        throw error;
+      });
+    const removed = walked.removed;
     ledger.set(keysObject, removed > 0 ? 'dropped' : 'absent', removed > 0 ? String(removed) : undefined);
 
-    // (3) Confirm: no key, no deleted user back.
+    // Confirm: no key left, no deleted user back.
     progress('confirm');
-    const left = await scanKeys(false);
+    const left = walked.left;
     const usersBack: string[] = [];
     const users: [string, string][] = [[user, userObject]];
     if (legacy && legacyObject) users.push([legacy.name, legacyObject]);
@@ -331,6 +361,10 @@ export function createRedisBackend(options: RedisBackendOptions): RedisBackend {
     teardown,
     async close() {
       closed = true;
+      for (const walker of walkers.values()) {
+        walker.close(new TransientTeardownError('the redis teardown backend is closed'));
+      }
+      walkers.clear();
       const all = [...clients.values()];
       clients.clear();
       await Promise.allSettled(

@@ -19,7 +19,10 @@ export interface TeardownRegistryOptions {
   /** Optional tuning of the Postgres backend (timeouts, drop retries). */
   readonly postgres?: Pick<PostgresBackendOptions, 'statementTimeoutMs' | 'connectTimeoutMs' | 'dropRetry'>;
   /** Optional tuning of the Redis backend. */
-  readonly redis?: Pick<RedisBackendOptions, 'scanCount' | 'commandTimeoutMs' | 'connectTimeoutMs' | 'tlsCa'>;
+  readonly redis?: Pick<
+    RedisBackendOptions,
+    'scanCount' | 'scanPauseMs' | 'walkObserver' | 'commandTimeoutMs' | 'connectTimeoutMs' | 'tlsCa'
+  >;
   /**
    * Cluster ids a queue (shared NATS) item may name. Default: every id configured for
    * Postgres or Redis (the shared NATS of a cluster sits beside them).

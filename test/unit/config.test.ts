@@ -30,6 +30,19 @@ describe('loadConfig', () => {
     expect(config.stuckAssignedGraceMs).toBe(2_700_000);
   });
 
+  it('bounds the shared Redis keyspace walk: SCAN COUNT and a pause per step (0 allowed, at most 1s)', () => {
+    const defaults = loadConfig({});
+    expect(defaults.redisScanCount).toBe(1000);
+    expect(defaults.redisScanPauseMs).toBe(1);
+    const set = loadConfig({ REAPER_REDIS_SCAN_COUNT: '5000', REAPER_REDIS_SCAN_PAUSE: '5ms' });
+    expect(set.redisScanCount).toBe(5000);
+    expect(set.redisScanPauseMs).toBe(5);
+    expect(loadConfig({ REAPER_REDIS_SCAN_PAUSE: '0' }).redisScanPauseMs).toBe(0);
+    expect(() => loadConfig({ REAPER_REDIS_SCAN_PAUSE: '2s' })).toThrow(/REAPER_REDIS_SCAN_PAUSE/);
+    expect(() => loadConfig({ REAPER_REDIS_SCAN_PAUSE: '5' })).toThrow(ConfigError);
+    expect(() => loadConfig({ REAPER_REDIS_SCAN_COUNT: '1' })).toThrow(/REAPER_REDIS_SCAN_COUNT/);
+  });
+
   it('accepts orphan reclamation with a platform database', () => {
     const config = loadConfig({
       REAPER_RECLAIM_ORPHANS: 'true',
