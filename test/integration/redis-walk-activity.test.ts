@@ -125,7 +125,7 @@ describe('deprovision over the shared redis walk', () => {
     let scans = 0;
     const observer: WalkObserver = {
       onScan() {
-        if (++scans === 3) {
+        if (++scans === 1) {
           void proxy.refuseUntil(back);
           proxy.cutAll();
         }
