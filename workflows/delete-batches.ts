@@ -17,21 +17,6 @@ export const MAX_DELETE_BATCH = 256;
 export const BATCHED_DELETES_PATCH = 'pass-batched-deletes-v1';
 
 /**
- * Passes started before the delete gate replay flushing a batch in every workflow task that
- * freed an item; every new pass records this marker and waits, in the middle of its batch,
- * until a few rows are pending (see `DeleteBatches.gate`).
- */
-export const DELETE_GATE_PATCH = 'pass-delete-gate-v1';
-
-/**
- * Rows a gated pass lets pend before it deletes them, while lanes still have items to start:
- * a quarter of its lanes, at least one. Core completes a workflow task only once its local
- * activities answered, so every task that starts a delete also holds back the next teardowns
- * its completions scheduled; gated, only about one task in `minBatch` completions does.
- */
-export const gateMinBatch = (lanes: number): number => Math.max(1, Math.floor(lanes / 4));
-
-/**
  * Deletes freed items' rows in batches: one local activity (one marker in history, one
  * statement) for all the items whose teardowns completed in the same workflow task, instead
  * of one each. An item is only ever handed in after its `deprovision` completed and freed it,
@@ -45,20 +30,8 @@ export class DeleteBatches {
     readonly reject: (err: unknown) => void;
   }[] = [];
   private flushing = false;
-  private minBatch = 1;
-  private tail: () => boolean = () => true;
 
   constructor(private readonly options: ReapPassOptions) {}
-
-  /**
-   * From now on a batch starts only once `minBatch` rows are pending or `tail()` says no more
-   * teardowns will start (the end of the pass's batch: then every freed row goes at once, as
-   * before). Deterministic: a condition over workflow state, no timer, no command.
-   */
-  gate(minBatch: number, tail: () => boolean): void {
-    this.minBatch = Math.max(1, minBatch);
-    this.tail = tail;
-  }
 
   /** Resolves with whether the row went (or an earlier attempt's tombstone says it did). */
   delete(item: PoolItemRef): Promise<boolean> {
@@ -81,9 +54,6 @@ export class DeleteBatches {
         return ready;
       });
       while (this.pending.length > 0) {
-        if (this.minBatch > 1 && this.pending.length < this.minBatch && !this.tail()) {
-          await condition(() => this.pending.length >= this.minBatch || this.tail());
-        }
         const batch = this.pending.splice(0, MAX_DELETE_BATCH);
         try {
           const { items } = await deleteItemsStep(

@@ -21,7 +21,7 @@ import type {
   ReapPassOptions,
   StuckAssignedReport,
 } from '../src/shared/types';
-import { BATCHED_DELETES_PATCH, DELETE_GATE_PATCH, DeleteBatches, gateMinBatch } from './delete-batches';
+import { BATCHED_DELETES_PATCH, DeleteBatches } from './delete-batches';
 import { describeDryRun, dryRunPass } from './dry-run-pass';
 import {
   deleteItemStep,
@@ -117,8 +117,6 @@ export async function reapPass(input: ReapPassOptions = { concurrency: 8 }): Pro
   const outcomeAware = patched(DRY_RUN_PATCH);
   // One delete statement (and one marker) per workflow task's freed items, not per item.
   const batches = patched(BATCHED_DELETES_PATCH) ? new DeleteBatches(options) : undefined;
-  // Deletes wait for a few freed rows (or the batch's end) instead of holding every task open.
-  const gated = batches !== undefined && patched(DELETE_GATE_PATCH);
   const startedAt = Date.now(); // workflow time: deterministic
   const passId = workflowInfo().workflowId;
   const activities = bookkeeping(options);
@@ -177,11 +175,7 @@ export async function reapPass(input: ReapPassOptions = { concurrency: 8 }): Pro
   // A cluster that failed with a cluster-scoped error this pass: its remaining items wait for
   // a later pass (the activity marked the cluster down in the reaper's table).
   const clusterFailures = new Map<string, ClusterFailure>();
-  // Items a lane has taken (deferred ones too): once all are, no teardown is left to start.
-  let taken = 0;
-  if (gated) batches.gate(gateMinBatch(options.concurrency), () => taken >= items.length);
   const reapOne = async (listed: ListedItem) => {
-    taken += 1;
     const item = refOf(listed);
     const key = keyOf(item);
     if (fair && clusterFailures.has(key)) {

@@ -1,7 +1,5 @@
-import { defaultPayloadConverter } from '@temporalio/common';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { seedItems } from '../../src/dev/seed';
-import { DELETE_GATE_PATCH, gateMinBatch } from '../../workflows/delete-batches';
 import { TEST_POSTGRES_URL, TEST_REDIS_URL } from '../helpers/env';
 import { historyOrder } from '../helpers/history';
 import { databaseExists, roleExists } from '../helpers/postgres';
@@ -307,66 +305,6 @@ describe('reapPass on real Temporal, Postgres and Redis', () => {
     expect(new Set([...found.values()].flat())).toEqual(
       new Set([handle.workflowId, `${handle.workflowId}-tokens-2`]),
     );
-  });
-
-  it('gates deletes: mid-batch a delete waits for a quarter of the lanes freed, each row still after its own teardown', async () => {
-    const lanes = 16;
-    const minBatch = gateMinBatch(lanes);
-    expect(minBatch).toBe(4);
-    // Real drops: their durations spread, so teardowns complete a few at a time (an ungated
-    // pass then deletes in batches of one to three).
-    const items = await seedItems({
-      provisionerPool: h.db.pool,
-      adminUrl: TEST_POSTGRES_URL,
-      redisUrl: TEST_REDIS_URL,
-      count: 40,
-      resourceType: 'postgres',
-      status: 'failed',
-      ageMs: HOUR,
-    });
-    provisioned.push(...items.map((i) => i.poolToken));
-    const { summary, handle } = await h.runPass({ concurrency: lanes });
-    expect(summary).toMatchObject({ listed: 40, reaped: 40, deleteErrors: 0 });
-    expect(await h.db.pool.query('SELECT 1 FROM pool_items')).toMatchObject({ rowCount: 0 });
-
-    const history = await handle.fetchHistory();
-    const decode = (p: unknown) => (p ? defaultPayloadConverter.fromPayload(p as never) : undefined);
-    const events = history.events ?? [];
-    const patches = events
-      .filter((e) => e.markerRecordedEventAttributes?.markerName === 'core_patch')
-      .map((e) => decode(e.markerRecordedEventAttributes?.details?.['patch-data']?.payloads?.[0]));
-    expect(patches).toContainEqual(expect.objectContaining({ id: DELETE_GATE_PATCH }));
-    // Every item taken by a lane: its deprovision scheduled. Before that, no batch is smaller
-    // than the gate's minimum; after it (the batch's end), freed rows go at once.
-    const lastDeprovisionScheduled = Math.max(
-      ...events
-        .filter((e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'deprovision')
-        .map((e) => Number(e.eventId)),
-    );
-    const batches = events
-      .filter((e) => e.markerRecordedEventAttributes?.markerName === 'core_local_activity')
-      .map((e) => {
-        const result = decode(e.markerRecordedEventAttributes?.details?.['result']?.payloads?.[0]) as {
-          items: unknown[];
-        };
-        return { eventId: Number(e.eventId), rows: result.items.length };
-      });
-    expect(batches.reduce((n, b) => n + b.rows, 0)).toBe(40);
-    for (const b of batches.filter((x) => x.rows < minBatch)) {
-      expect(b.eventId, `a batch of ${b.rows} row(s) before the last item was taken`).toBeGreaterThan(
-        lastDeprovisionScheduled,
-      );
-    }
-    // Fewer batches than the ungated worst case of one per freed row.
-    expect(batches.length).toBeLessThan(40);
-
-    const order = await historyOrder(handle);
-    for (const item of items) {
-      const d = order.find((e) => e.activity === 'deprovision' && e.itemId === item.id);
-      const del = order.find((e) => e.activity === 'deleteItem' && e.itemId === item.id);
-      expect(d?.completedEventId).toBeDefined();
-      expect(del?.scheduledEventId).toBeGreaterThan(d!.completedEventId!);
-    }
   });
 
   it('reports stuck assigned items on the gauge: 1, then 0 when the row goes away', async () => {
