@@ -6,6 +6,7 @@
  * RSS (sampled through the drain), the largest pass history (events and bytes) and the time
  * to the first and last reap.
  */
+import os from 'node:os';
 import pg from 'pg';
 import { mapWithConcurrency, type SeededItem, seedItems } from '../src/dev/seed';
 import { createLogger } from '../src/logger';
@@ -85,18 +86,42 @@ const clusters = (o: BacklogOptions) => ({
   redisClusters: new Map([[CLUSTER_1, o.redisUrl]]),
 });
 
-/** Peak and samples of this process's RSS while `fn` runs. */
+/** This process's RSS (MiB, one decimal). */
+const rssMiB = () => Math.round((process.memoryUsage().rss / 2 ** 20) * 10) / 10;
+
+/** The machine's load while `fn` runs: 1-minute load average, sampled every 0.5 s. */
+export interface LoadDuringRun {
+  readonly min: number;
+  readonly mean: number;
+  readonly max: number;
+}
+
+/** Peak and samples of this process's RSS, and the machine's load, while `fn` runs. */
 async function sampleRss<T>(
   fn: () => Promise<T>,
-): Promise<{ value: T; peakMiB: number; samplesMiB: number[] }> {
+): Promise<{ value: T; peakMiB: number; samplesMiB: number[]; load: LoadDuringRun }> {
   const samples: number[] = [];
-  const mib = () => Math.round((process.memoryUsage().rss / 2 ** 20) * 10) / 10;
-  samples.push(mib());
-  const timer = setInterval(() => samples.push(mib()), 500);
+  const loads: number[] = [];
+  const sample = () => {
+    samples.push(rssMiB());
+    loads.push(os.loadavg()[0] ?? 0);
+  };
+  sample();
+  const timer = setInterval(sample, 500);
   try {
     const value = await fn();
-    samples.push(mib());
-    return { value, peakMiB: Math.max(...samples), samplesMiB: samples };
+    sample();
+    const round = (x: number) => Math.round(x * 100) / 100;
+    return {
+      value,
+      peakMiB: Math.max(...samples),
+      samplesMiB: samples,
+      load: {
+        min: round(Math.min(...loads)),
+        mean: round(loads.reduce((a, b) => a + b, 0) / loads.length),
+        max: round(Math.max(...loads)),
+      },
+    };
   } finally {
     clearInterval(timer);
   }
@@ -132,7 +157,7 @@ export async function directBacklog(store: PoolStore, o: BacklogOptions) {
     const startedAt = new Date();
     const cpu = process.cpuUsage();
     const started = performance.now();
-    const { peakMiB, samplesMiB } = await sampleRss(() =>
+    const { peakMiB, samplesMiB, load } = await sampleRss(() =>
       mapWithConcurrency(items, o.concurrency, async (item) => {
         await registry.teardown(item);
         await store.deleteFailedItem(item);
@@ -149,6 +174,7 @@ export async function directBacklog(store: PoolStore, o: BacklogOptions) {
       cpuMsPerItem: (used.user + used.system) / 1000 / items.length,
       peakRssMiB: peakMiB,
       rssFirstLastMiB: [samplesMiB[0], samplesMiB.at(-1)],
+      loadDuringRun: load,
       ...times,
     };
   } finally {
@@ -186,10 +212,25 @@ export async function temporalBacklog(store: PoolStore, o: BacklogOptions) {
         },
       ],
     });
-    const { peakMiB, samplesMiB } = await sampleRss(async () => {
+    // RSS each time another 1,000 items (or the last of them) are gone: flat or growing with the
+    // drain, within one run.
+    const rssAtReaped: { reaped: number; atSeconds: number; rssMiB: number }[] = [];
+    const { peakMiB, samplesMiB, load } = await sampleRss(async () => {
       const deadline = Date.now() + 45 * 60_000;
       for (;;) {
         const left = await remaining(store, items);
+        const reaped = items.length - left;
+        const step = Math.min(1000, items.length);
+        if (
+          reaped >= (rssAtReaped.length + 1) * step ||
+          (left === 0 && rssAtReaped.at(-1)?.reaped !== reaped)
+        ) {
+          rssAtReaped.push({
+            reaped,
+            atSeconds: Math.round(performance.now() - started) / 1000,
+            rssMiB: rssMiB(),
+          });
+        }
         if (left === 0) return;
         if (Date.now() > deadline)
           throw new Error(`backlog not drained after 45 minutes: ${left} items left`);
@@ -234,6 +275,8 @@ export async function temporalBacklog(store: PoolStore, o: BacklogOptions) {
       peakRssMiB: peakMiB,
       rssFirstLastMiB: [samplesMiB[0], samplesMiB.at(-1)],
       rssSamplesMiB: samplesMiB.filter((_, n) => n % 10 === 0),
+      rssAtReaped,
+      loadDuringRun: load,
       passes,
       eventsPerItem: events / items.length,
       historyBytesPerItem: bytes / items.length,

@@ -495,10 +495,11 @@ async function backlogMain(store: PoolStore, opts: Options, provisionerUrl: stri
     await dropProvisionerDatabase(opts.adminUrl, provisionerUrl);
   }
   const ratio = temporal.perSecond / direct.perSecond;
+  const table = backlogTable(o.backlog, direct, temporal, ratio);
   process.stdout.write(
-    `${JSON.stringify({ direct, temporal }, null, 2)}\n\nbacklog ${o.backlog}: ticker / direct = ${ratio.toFixed(2)}\n`,
+    `${JSON.stringify({ direct, temporal }, null, 2)}\n\n${table}\nbacklog ${o.backlog}: ticker / direct = ${ratio.toFixed(2)}\n`,
   );
-  writeJson(opts.json.endsWith('reap-throughput.json') ? 'artifacts/bench/backlog.json' : opts.json, {
+  const result = {
     bench: 'reap-throughput --backlog',
     label: opts.label,
     at: new Date().toISOString(),
@@ -515,8 +516,40 @@ async function backlogMain(store: PoolStore, opts: Options, provisionerUrl: stri
     direct,
     temporal,
     ratios: { 'ticker / direct over the same clusters': ratio },
-  });
+    table,
+  };
+  // Operators always find the run under artifacts/ (a JSON and its table); --json keeps a copy
+  // elsewhere (bench/results/ for the figures the docs quote).
+  const artifact = `artifacts/bench/backlog-${o.backlog}.json`;
+  writeJson(artifact, result);
+  writeFileSync(artifact.replace(/\.json$/, '.md'), `${table}\n`);
+  if (!opts.json.endsWith('reap-throughput.json')) writeJson(opts.json, result);
   process.exit(0);
+}
+
+type DirectBacklog = Awaited<ReturnType<typeof directBacklog>>;
+type TemporalBacklog = Awaited<ReturnType<typeof temporalBacklog>>;
+
+/** The backlog run as a markdown table: both drains, and what the issue asks of the ticker's. */
+function backlogTable(n: number, d: DirectBacklog, t: TemporalBacklog, ratio: number): string {
+  const s = (ms: number | undefined) => (ms === undefined ? '' : (ms / 1000).toFixed(1));
+  const load = (l: { min: number; mean: number; max: number }) =>
+    `${l.min.toFixed(1)}–${l.max.toFixed(1)} (mean ${l.mean.toFixed(1)})`;
+  const rss = t.rssAtReaped.map((r) => `${r.reaped}: ${r.rssMiB}`).join(', ');
+  return [
+    `Backlog of ${n} items over two Postgres clusters and Redis`,
+    '',
+    '| drain | items/s | seconds | worker CPU ms/item | peak RSS MiB | first / last reap (s) | load average (1 min) during the drain |',
+    '|---|---:|---:|---:|---:|---|---|',
+    `| ${d.mode} | ${d.perSecond.toFixed(1)} | ${d.seconds.toFixed(0)} | ${d.cpuMsPerItem.toFixed(1)} | ${d.peakRssMiB} | ${s(d.firstReapMs)} / ${s(d.lastReapMs)} | ${load(d.loadDuringRun)} |`,
+    `| ${t.mode} | ${t.perSecond.toFixed(1)} | ${t.seconds.toFixed(0)} | ${t.workerCpuMsPerItem.toFixed(1)} | ${t.peakRssMiB} | ${s(t.firstReapMs)} / ${s(t.lastReapMs)} | ${load(t.loadDuringRun)} |`,
+    '',
+    `- ticker / direct: ${ratio.toFixed(2)}`,
+    `- passes: ${t.passes}; events per item over every workflow: ${t.eventsPerItem.toFixed(2)}; history bytes per item: ${t.historyBytesPerItem.toFixed(0)}`,
+    `- largest pass history: ${t.largestPass.events} events, ${(t.largestPass.bytes / 1024).toFixed(0)} KiB (${t.largestPass.workflowId})`,
+    `- worker RSS (MiB) after N items reaped: ${rss}`,
+    '',
+  ].join('\n');
 }
 
 main().catch((err: unknown) => {
