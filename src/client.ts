@@ -54,6 +54,7 @@ export function tickerSettingsFrom(
     pass: {
       concurrency: config.concurrency,
       clusterConcurrency: config.clusterConcurrency,
+      redisClusterConcurrency: config.redisClusterConcurrency,
       recordReapedTokens: has(REAPED_POOL_TOKENS),
       recordPassOutcome: PASS_OUTCOME_ATTRIBUTES.every(has),
       // Only when on: a worker without it starts passes exactly as before.

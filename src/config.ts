@@ -40,6 +40,8 @@ export interface ReaperConfig {
   readonly concurrency: number;
   /** Teardowns at once on one cluster; at most `concurrency`. */
   readonly clusterConcurrency: number;
+  /** Redis teardowns at once on one Redis cluster (they share one keyspace walk). */
+  readonly redisClusterConcurrency: number;
   /** A pass running longer is ended by Temporal and counted as timed out. */
   readonly passTimeoutMs: number;
   readonly quarantineAfter: number;
@@ -85,6 +87,7 @@ export const ENV_DEFAULTS = {
   REAPER_BATCH_LIMIT: '50',
   REAPER_CONCURRENCY: '8',
   REAPER_CLUSTER_CONCURRENCY: '4',
+  REAPER_REDIS_CLUSTER_CONCURRENCY: '64',
   REAPER_PASS_TIMEOUT: '1h',
   REAPER_QUARANTINE_AFTER: '3',
   REAPER_RECLAIM_ORPHANS: 'false',
@@ -265,6 +268,12 @@ export function loadConfig(rawEnv: Env = process.env): ReaperConfig {
     minLanes,
     maxLanes,
   );
+  const redisClusterConcurrency = parseInteger(
+    'REAPER_REDIS_CLUSTER_CONCURRENCY',
+    read(env, 'REAPER_REDIS_CLUSTER_CONCURRENCY'),
+    minLanes,
+    maxLanes,
+  );
   const stuckAssignedGraceMs = parseDuration(
     'REAPER_STUCK_ASSIGNED_GRACE',
     read(env, 'REAPER_STUCK_ASSIGNED_GRACE'),
@@ -322,6 +331,7 @@ export function loadConfig(rawEnv: Env = process.env): ReaperConfig {
     concurrency,
     // More per cluster than in all would only read as a promise the pass cannot keep.
     clusterConcurrency: Math.min(clusterConcurrency, concurrency),
+    redisClusterConcurrency: Math.min(redisClusterConcurrency, concurrency),
     passTimeoutMs: parseTickerDuration('REAPER_PASS_TIMEOUT', read(env, 'REAPER_PASS_TIMEOUT')),
     quarantineAfter: parseInteger('REAPER_QUARANTINE_AFTER', read(env, 'REAPER_QUARANTINE_AFTER'), 1, 1000),
     reclaimOrphans,

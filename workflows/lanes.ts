@@ -8,18 +8,23 @@ export function laneCount(value: unknown, fallback: number): number {
 /**
  * A fixed number of runners pulling from one queue, in order: bounded concurrency,
  * deterministic order. With `perKey`, at most that many items of one key (a cluster) run
- * at once; a runner takes the first waiting item whose key has room, so the other keys'
- * items flow past a busy one.
+ * at once (a number, or one derived from the item's key); a runner takes the first waiting item whose key has room,
+ * so the other keys' items flow past a busy one.
  */
 export async function forEachConcurrently<T>(
   items: readonly T[],
   limit: number,
   fn: (item: T) => Promise<void>,
-  perKey?: { readonly limit: number; readonly keyOf: (item: T) => string },
+  perKey?: { readonly limit: number | ((item: T) => number); readonly keyOf: (item: T) => string },
 ): Promise<void> {
   const waiting = [...items];
   const running = new Map<string, number>();
-  const hasRoom = (item: T) => perKey === undefined || (running.get(perKey.keyOf(item)) ?? 0) < perKey.limit;
+  // A per-item limit must be the same for every item of one key (it is derived from the key).
+  const hasRoom = (item: T) => {
+    if (perKey === undefined) return true;
+    const limit = typeof perKey.limit === 'number' ? perKey.limit : perKey.limit(item);
+    return (running.get(perKey.keyOf(item)) ?? 0) < limit;
+  };
   const runner = async () => {
     for (;;) {
       const index = waiting.findIndex(hasRoom);

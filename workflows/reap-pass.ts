@@ -102,6 +102,17 @@ const refOf = ({ id, resourceType, poolToken, providerResourceId }: PoolItemRef)
 const keyOf = (item: PoolItemRef) => clusterKey(item.resourceType, clusterOf(item.providerResourceId));
 
 /**
+ * Lanes per cluster: `clusterConcurrency`, and for Redis clusters `redisClusterConcurrency`
+ * when the pass carries it (their teardowns share one keyspace walk, so more at once is cheaper,
+ * not costlier). Passes without it (older tickers) bound Redis like any cluster.
+ */
+function laneLimitOf(options: ReapPassOptions): (item: PoolItemRef) => number {
+  const cluster = laneCount(options.clusterConcurrency, options.concurrency);
+  const redis = laneCount(options.redisClusterConcurrency, cluster);
+  return (item) => (item.resourceType === 'redis' ? redis : cluster);
+}
+
+/**
  * One reap pass: list stale failed items (fairly across clusters); for each, at most
  * `options.concurrency` at once and `options.clusterConcurrency` per cluster, free its infra
  * and, only when that succeeded, delete its row; record the reaped tokens for visibility;
@@ -206,7 +217,7 @@ export async function reapPass(input: ReapPassOptions = { concurrency: 8 }): Pro
     items,
     options.concurrency,
     reapOne,
-    fair ? { limit: laneCount(options.clusterConcurrency, options.concurrency), keyOf } : undefined,
+    fair ? { limit: laneLimitOf(options), keyOf } : undefined,
   );
   await Promise.all(deletes);
   if (options.recordReapedTokens !== false) await recordReapedTokens(passId, reapedTokens);

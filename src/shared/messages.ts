@@ -60,6 +60,7 @@ export function tickerSettingsProblem(value: unknown): string | undefined {
   return (
     ruleProblem('pass.concurrency', pass.concurrency, CONCURRENCY) ??
     ruleProblem('pass.clusterConcurrency', pass.clusterConcurrency, CONCURRENCY, true) ??
+    ruleProblem('pass.redisClusterConcurrency', pass.redisClusterConcurrency, CONCURRENCY, true) ??
     ruleProblem('pass.bookkeepingBudgetMs', pass.bookkeepingBudgetMs, TICKER_DURATION, true) ??
     (pass.rules === undefined ? undefined : passRulesProblem('pass.rules', pass.rules)) ??
     (pass.deprovisionRetry === undefined

@@ -75,6 +75,14 @@ export interface ReapPassOptions {
    */
   readonly clusterConcurrency?: number;
   /**
+   * At most this many Redis teardowns at once on one Redis cluster
+   * (REAPER_REDIS_CLUSTER_CONCURRENCY). They share one keyspace walk per cluster in the worker
+   * (src/teardown/redis-walker.ts), so a wave of N items costs two walks whatever N, and a
+   * waiting item holds a lane but no connection. Unset on passes started by older tickers:
+   * then `clusterConcurrency` bounds Redis clusters too.
+   */
+  readonly redisClusterConcurrency?: number;
+  /**
    * How long the pass's bookkeeping (listing, stuck report, summary) keeps retrying a
    * provisioner database that does not answer before the pass ends without it. Default 2 min.
    */

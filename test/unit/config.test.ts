@@ -43,6 +43,21 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ REAPER_REDIS_SCAN_COUNT: '1' })).toThrow(/REAPER_REDIS_SCAN_COUNT/);
   });
 
+  it('lets Redis clusters run more teardowns at once than Postgres ones, within REAPER_CONCURRENCY', () => {
+    const defaults = loadConfig({});
+    expect(defaults.clusterConcurrency).toBe(4);
+    expect(defaults.redisClusterConcurrency).toBe(defaults.concurrency);
+    expect(
+      loadConfig({ REAPER_CONCURRENCY: '16', REAPER_REDIS_CLUSTER_CONCURRENCY: '6' }).redisClusterConcurrency,
+    ).toBe(6);
+    expect(
+      loadConfig({ REAPER_CONCURRENCY: '4', REAPER_REDIS_CLUSTER_CONCURRENCY: '32' }).redisClusterConcurrency,
+    ).toBe(4);
+    expect(() => loadConfig({ REAPER_REDIS_CLUSTER_CONCURRENCY: '0' })).toThrow(
+      /^REAPER_REDIS_CLUSTER_CONCURRENCY: expected an integer from 1 to 64/,
+    );
+  });
+
   it('accepts orphan reclamation with a platform database', () => {
     const config = loadConfig({
       REAPER_RECLAIM_ORPHANS: 'true',
