@@ -1,4 +1,18 @@
 import { defineConfig } from 'vitest/config';
+import LongestFirstSequencer from './test/setup/sequencer';
+
+/**
+ * Reliability scenarios that kill processes, restart servers, cut connections or storm the
+ * ticker: each runs alone on the machine (the reliability project). A new scenario of that
+ * kind belongs in this list; every other test file runs in the main project's forks.
+ */
+const ALONE = [
+  'test/reliability/concurrency.test.ts',
+  'test/reliability/crash.test.ts',
+  'test/reliability/never-stops.test.ts',
+  'test/reliability/outages.test.ts',
+  'test/reliability/temporal-restart.test.ts',
+];
 
 /** Shared by both projects (they do not inherit the root's options, so the global setup runs once). */
 const common = {
@@ -14,6 +28,8 @@ export default defineConfig({
     // its teardown is the suite-level leak check.
     globalSetup: ['test/global-setup.ts'],
     reporters: ['default'],
+    // The longest files first in each project, also on a fresh clone without vitest's cache.
+    sequence: { sequencer: LongestFirstSequencer },
     projects: [
       {
         test: {
@@ -21,8 +37,10 @@ export default defineConfig({
           name: 'main',
           include: ['test/**/*.test.ts'],
           // Reliability scenarios that mostly wait (test/reliability/waiting/: a two-minute
-          // outage, a minute of pause) share these forks instead of holding the machine.
-          exclude: ['test/reliability/*.test.ts'],
+          // outage, a minute of pause) and the in-process ones (fuzzers, property model,
+          // scripted races: no process killed, no server restarted, no storm) share these forks
+          // instead of holding the machine.
+          exclude: ALONE,
           // Two cores: more forks only queue on the same CPUs and the shared Postgres checkpointer.
           maxWorkers: 2,
           fileParallelism: true,
@@ -32,7 +50,7 @@ export default defineConfig({
         test: {
           ...common,
           name: 'reliability',
-          include: ['test/reliability/*.test.ts'],
+          include: ALONE,
           // Kill -9, restarts, outages and storms: each scenario alone on the machine, one after
           // another, after the main project (its own group), so no other file competes for the CPU.
           fileParallelism: false,
