@@ -16,3 +16,17 @@ if (overrides) {
     return { ...settings, pass: { ...settings.pass, ...extra } };
   };
 }
+
+// REAPER_TEST_SCHEDULE_WATCH_MS (tests of REAPER_TRIGGER=schedule): how often each replica
+// looks for failed scheduled passes (10 s in production) and how long a scrape reuses the
+// Schedule's pause (5 s). Same looks, same cache, only more often: a test that waits for a
+// replica to look twice more waits seconds, not twenty.
+const watchMs = Number(process.env.REAPER_TEST_SCHEDULE_WATCH_MS ?? '');
+if (watchMs > 0) {
+  const watch = require(path.resolve(__dirname, '..', '..', 'dist', 'src', 'trigger', 'schedule-watch.js'));
+  const startFailureWatch = watch.startFailureWatch;
+  const schedulePauseReader = watch.schedulePauseReader;
+  watch.startFailureWatch = (deps, intervalMs) => startFailureWatch(deps, intervalMs ?? watchMs);
+  watch.schedulePauseReader = (client, scheduleId, cacheMs) =>
+    schedulePauseReader(client, scheduleId, cacheMs ?? Math.min(watchMs, watch.PAUSED_CACHE_MS));
+}

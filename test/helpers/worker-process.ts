@@ -5,6 +5,16 @@ import { freePort } from '../../src/dev/temporal-server';
 import { TEST_POSTGRES_URL, TEST_REDIS_URL } from './env';
 
 const CLI = path.resolve(process.cwd(), 'dist', 'src', 'cli.js');
+const PRELOAD = path.resolve(__dirname, 'worker-preload.cjs');
+
+/**
+ * Variables for a REAPER_TRIGGER=schedule worker that looks for failed scheduled passes every
+ * `ms` (10 s in production) and reuses the Schedule's pause in scrapes for at most `ms` (5 s),
+ * through the test preload (worker-preload.cjs). Same looks, only more often.
+ */
+export function scheduleWatchEvery(ms: number): Record<string, string> {
+  return { NODE_OPTIONS: `--require ${PRELOAD}`, REAPER_TEST_SCHEDULE_WATCH_MS: String(ms) };
+}
 
 export interface WorkerProcess {
   readonly child: ChildProcess;
