@@ -1,4 +1,5 @@
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import { isShardCount } from './shards';
 import type { PassFailure, PassRules, PassSummary, ReapPassOptions } from './types';
 
 /**
@@ -14,6 +15,11 @@ export interface TickerSettings {
   readonly pass: ReapPassOptions;
   /** A pass running longer is ended by Temporal and counted as timed out (REAPER_PASS_TIMEOUT). */
   readonly passTimeoutMs?: number;
+  /**
+   * REAPER_PASS_SHARDS: reap passes per tick, each listing one shard of the clusters. Absent
+   * (or 1): one pass per tick, exactly as before shards existed.
+   */
+  readonly passShards?: number;
 }
 
 /**
@@ -56,12 +62,15 @@ export function isTickerSettings(value: unknown): value is TickerSettings {
   return (
     positiveDuration(v.tickMs) &&
     optional(positiveDuration)(v.passTimeoutMs) &&
+    optional(isShardCount)(v.passShards) &&
     typeof pass === 'object' &&
     pass !== null &&
     positiveInteger(pass.concurrency) &&
     optional(positiveInteger)(pass.clusterConcurrency) &&
     optional(positiveDuration)(pass.bookkeepingBudgetMs) &&
-    optional(isPassRules)(pass.rules)
+    optional(isPassRules)(pass.rules) &&
+    // The ticker gives each shard pass its shard; settings never carry one.
+    pass.shard === undefined
   );
 }
 
