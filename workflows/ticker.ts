@@ -190,7 +190,8 @@ export class Ticker {
         ? `**Last ${state.consecutiveFailures} pass(es) failed**: ${failure.passId} ${failure.reason}: ${failure.message}`
         : undefined,
       last
-        ? `Last pass ${last.passId}: reaped ${last.reaped}/${last.listed}, refused ${last.refused}, ` +
+        ? `Last pass ${last.passId}${last.shards ? ` (${last.shards.length} shards)` : ''}: ` +
+          `reaped ${last.reaped}/${last.listed}, refused ${last.refused}, ` +
           `errors ${last.deprovisionErrors + last.deleteErrors}`
         : undefined,
     ];

@@ -66,7 +66,11 @@ export function combineShardSummaries(
   const sum = (f: (s: PassSummary) => number | undefined) => done.reduce((n, s) => n + (f(s) ?? 0), 0);
   const startedAt = done.map((s) => s.startedAt).sort()[0]!;
   const finishedAt = done.map((s) => s.finishedAt).sort()[done.length - 1]!;
-  const stuckSource = done.find((s) => Object.keys(s.stuckAssigned).length > 0) ?? done[0]!;
+  // The tick-wide report is shard 0's (no other shard runs it); absent if shard 0 ended without a summary.
+  const first = shards[0]?.summary;
+  const clustersDown = done.flatMap((s) => s.clustersDown ?? []);
+  const clusterFailures = done.flatMap((s) => s.clusterFailures ?? []);
+  const dry = done.filter((s) => s.dryRun);
   return {
     passId,
     startedAt,
@@ -81,9 +85,26 @@ export function combineShardSummaries(
     deferred: sum((s) => s.deferred),
     batchLimit: sum((s) => s.batchLimit),
     batchFull: done.some((s) => s.batchFull && s.reaped > 0),
-    stuckAssigned: stuckSource.stuckAssigned,
+    stuckAssigned: first?.stuckAssigned ?? {},
     outcomes: done.flatMap((s) => s.outcomes),
     errors: done.flatMap((s) => s.errors).slice(0, 20),
+    ...(clustersDown.length > 0 ? { clustersDown } : {}),
+    ...(clusterFailures.length > 0 ? { clusterFailures } : {}),
+    ...(first?.stuckReportError ? { stuckReportError: first.stuckReportError } : {}),
+    ...(first?.platformCheck ? { platformCheck: first.platformCheck } : {}),
+    ...(first?.assignedClasses ? { assignedClasses: first.assignedClasses } : {}),
+    ...(first?.orphans ? { orphans: first.orphans } : {}),
+    ...(first?.orphanReclaim ? { orphanReclaim: first.orphanReclaim } : {}),
+    ...(dry.length > 0
+      ? {
+          dryRun: {
+            reap: dry.reduce((n, s) => n + s.dryRun!.reap, 0),
+            refuse: dry.reduce((n, s) => n + s.dryRun!.refuse, 0),
+            skip: dry.reduce((n, s) => n + s.dryRun!.skip, 0),
+            failed: dry.reduce((n, s) => n + s.dryRun!.failed, 0),
+          },
+        }
+      : {}),
     shards: shards.map((s) => ({
       passId: s.passId,
       listed: s.summary?.listed ?? 0,
