@@ -30,6 +30,8 @@ export interface CeilingOptions {
   readonly shards?: readonly number[];
   readonly clusters?: number;
   readonly clusterConcurrency?: number;
+  /** `--teardown-delay-ms`: each no-op teardown takes this long, like a real drop (shards mode). */
+  readonly teardownDelayMs?: number;
 }
 
 const log = createLogger({ level: 'silent' });
@@ -153,6 +155,7 @@ async function shardCeiling(store: PoolStore, o: CeilingOptions, shards: readonl
         concurrency: C * N,
         batchLimit: o.items,
         log,
+        ...(o.teardownDelayMs ? { teardownDelayMs: o.teardownDelayMs } : {}),
       };
       const row = await withTemporalWorker(setup, async ({ client, taskQueue, server }) => {
         await client.workflow.execute('reapPass', {
@@ -198,6 +201,7 @@ async function shardCeiling(store: PoolStore, o: CeilingOptions, shards: readonl
           shards: N,
           clusters,
           clusterConcurrency: pass.clusterConcurrency,
+          teardownDelayMs: o.teardownDelayMs ?? 0,
           items: o.items,
           reaped: summary.reaped,
           perShard: summary.shards?.map((s) => s.reaped) ?? [summary.reaped],

@@ -33,6 +33,7 @@ interface Options {
   workers: number;
   shards?: string;
   clusters?: number;
+  teardownDelayMs?: number;
   backlog?: number;
   adminUrl2: string;
   batchLimit: number;
@@ -363,6 +364,11 @@ async function main() {
     .option('--clusters <n>', 'pass-ceiling --shards mode: synthetic clusters the items spread over', (v) =>
       Number.parseInt(v, 10),
     )
+    .option(
+      '--teardown-delay-ms <n>',
+      'pass-ceiling --shards mode: each no-op teardown takes this long',
+      (v) => Number.parseInt(v, 10),
+    )
     .option('--no-sequential', 'skip mode (a), the sequential direct loop')
     .option('--label <text>', 'what this run measures (a lever), kept in the JSON', '')
     .option('--json <file>', 'where to write the figures', 'artifacts/bench/reap-throughput.json')
@@ -387,6 +393,7 @@ async function main() {
         workers: opts.workers,
         ...(opts.shards ? { shards: opts.shards.split(',').map(Number) } : {}),
         ...(opts.clusters !== undefined ? { clusters: opts.clusters } : {}),
+        ...(opts.teardownDelayMs !== undefined ? { teardownDelayMs: opts.teardownDelayMs } : {}),
         ...(opts.shards && opts.clusterConcurrency !== undefined
           ? { clusterConcurrency: opts.clusterConcurrency }
           : {}),
