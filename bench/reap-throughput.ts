@@ -31,6 +31,9 @@ interface Options {
   ceiling?: number;
   levels: string;
   workers: number;
+  shards?: string;
+  clusters?: number;
+  teardownDelayMs?: number;
   backlog?: number;
   adminUrl2: string;
   batchLimit: number;
@@ -343,8 +346,10 @@ async function main() {
       (v) => Number.parseInt(v, 10),
       500,
     )
-    .option('--cluster-concurrency <n>', 'backlog mode: lanes per cluster (default: C)', (v) =>
-      Number.parseInt(v, 10),
+    .option(
+      '--cluster-concurrency <n>',
+      'backlog mode: lanes per cluster (default: C); pass-ceiling --shards mode: default 4',
+      (v) => Number.parseInt(v, 10),
     )
     .option('--redis-share <x>', 'backlog mode: share of Redis items', Number.parseFloat, 0.1)
     .option('--ceiling <n>', 'pass-ceiling mode: one pass over N no-op (queue) items per level', (v) =>
@@ -352,6 +357,18 @@ async function main() {
     )
     .option('--levels <list>', 'pass-ceiling mode: levels of C', '16,64,256')
     .option('--workers <n>', 'pass-ceiling mode: worker processes', (v) => Number.parseInt(v, 10), 1)
+    .option(
+      '--shards <list>',
+      'pass-ceiling mode: REAPER_PASS_SHARDS values, one ticker tick each (e.g. 1,2,4)',
+    )
+    .option('--clusters <n>', 'pass-ceiling --shards mode: synthetic clusters the items spread over', (v) =>
+      Number.parseInt(v, 10),
+    )
+    .option(
+      '--teardown-delay-ms <n>',
+      'pass-ceiling --shards mode: each no-op teardown takes this long',
+      (v) => Number.parseInt(v, 10),
+    )
     .option('--no-sequential', 'skip mode (a), the sequential direct loop')
     .option('--label <text>', 'what this run measures (a lever), kept in the JSON', '')
     .option('--json <file>', 'where to write the figures', 'artifacts/bench/reap-throughput.json')
@@ -360,7 +377,13 @@ async function main() {
   const provisionerUrl = databaseUrl(opts.adminUrl, `pool_reaper_bench_${process.pid}`);
   await ensureDatabase(provisionerUrl);
   await migrate(provisionerUrl);
-  const store = PoolStore.connect(provisionerUrl, opts.concurrency * 2 + 8);
+  // Each lane holds a connection (its row lock): room for the most lanes a mode runs at once.
+  const mostLanes =
+    opts.ceiling !== undefined
+      ? Math.max(...opts.levels.split(',').map(Number)) *
+        Math.max(1, ...(opts.shards ?? '1').split(',').map(Number))
+      : opts.concurrency;
+  const store = PoolStore.connect(provisionerUrl, Math.max(opts.concurrency, mostLanes) * 2 + 8);
   if (opts.ceiling !== undefined) {
     const load = machine();
     try {
@@ -368,13 +391,19 @@ async function main() {
         items: opts.ceiling,
         levels: opts.levels.split(',').map(Number),
         workers: opts.workers,
+        ...(opts.shards ? { shards: opts.shards.split(',').map(Number) } : {}),
+        ...(opts.clusters !== undefined ? { clusters: opts.clusters } : {}),
+        ...(opts.teardownDelayMs !== undefined ? { teardownDelayMs: opts.teardownDelayMs } : {}),
+        ...(opts.shards && opts.clusterConcurrency !== undefined
+          ? { clusterConcurrency: opts.clusterConcurrency }
+          : {}),
         adminUrl: opts.adminUrl,
         redisUrl: opts.redisUrl,
         provisionerUrl,
       });
       writeJson(
         opts.json.endsWith('reap-throughput.json')
-          ? `artifacts/bench/pass-ceiling-w${opts.workers}.json`
+          ? `artifacts/bench/pass-ceiling-${opts.shards ? `shards-${opts.shards.replace(/,/g, '-')}` : `w${opts.workers}`}.json`
           : opts.json,
         {
           bench: 'reap-throughput --ceiling',

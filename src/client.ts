@@ -51,6 +51,8 @@ export function tickerSettingsFrom(
   return {
     tickMs: config.tickMs,
     passTimeoutMs: config.passTimeoutMs,
+    // Only when sharding: a worker with one pass per tick sends the settings it always sent.
+    ...(config.passShards > 1 ? { passShards: config.passShards } : {}),
     pass: {
       concurrency: config.concurrency,
       clusterConcurrency: config.clusterConcurrency,

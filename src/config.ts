@@ -44,6 +44,8 @@ export interface ReaperConfig {
   readonly redisClusterConcurrency: number;
   /** A pass running longer is ended by Temporal and counted as timed out. */
   readonly passTimeoutMs: number;
+  /** REAPER_PASS_SHARDS: reap passes per tick, each over one shard of the clusters (1: one pass). */
+  readonly passShards: number;
   readonly quarantineAfter: number;
   readonly reclaimOrphans: boolean;
   readonly orphanGraceMs: number;
@@ -89,6 +91,7 @@ export const ENV_DEFAULTS = {
   REAPER_CLUSTER_CONCURRENCY: '4',
   REAPER_REDIS_CLUSTER_CONCURRENCY: '64',
   REAPER_PASS_TIMEOUT: '1h',
+  REAPER_PASS_SHARDS: '1',
   REAPER_QUARANTINE_AFTER: '3',
   REAPER_RECLAIM_ORPHANS: 'false',
   REAPER_ORPHAN_GRACE: '24h',
@@ -274,6 +277,11 @@ export function loadConfig(rawEnv: Env = process.env): ReaperConfig {
     minLanes,
     maxLanes,
   );
+  const passShards = parseInteger('REAPER_PASS_SHARDS', read(env, 'REAPER_PASS_SHARDS'), 1, 64);
+  if (passShards > 1 && trigger === 'schedule') {
+    // A Schedule starts one pass per firing; only the ticker starts shard passes.
+    throw new ConfigError('REAPER_PASS_SHARDS', `1 with REAPER_TRIGGER=schedule, got "${passShards}"`);
+  }
   const stuckAssignedGraceMs = parseDuration(
     'REAPER_STUCK_ASSIGNED_GRACE',
     read(env, 'REAPER_STUCK_ASSIGNED_GRACE'),
@@ -333,6 +341,7 @@ export function loadConfig(rawEnv: Env = process.env): ReaperConfig {
     clusterConcurrency: Math.min(clusterConcurrency, concurrency),
     redisClusterConcurrency: Math.min(redisClusterConcurrency, concurrency),
     passTimeoutMs: parseTickerDuration('REAPER_PASS_TIMEOUT', read(env, 'REAPER_PASS_TIMEOUT')),
+    passShards,
     quarantineAfter: parseInteger('REAPER_QUARANTINE_AFTER', read(env, 'REAPER_QUARANTINE_AFTER'), 1, 1000),
     reclaimOrphans,
     orphanGraceMs,

@@ -46,6 +46,12 @@ export function formatSummary(s: PassSummary): string {
     }`,
     `  took ${formatDuration(s.durationMs)} (${s.startedAt} → ${s.finishedAt})`,
   ];
+  // A sharded tick (REAPER_PASS_SHARDS): the counts above are the sum of its shard passes.
+  for (const shard of s.shards ?? []) {
+    lines.push(
+      `  shard ${shard.passId}: ${shard.failure ? `${shard.failure.replace('_', ' ')} (recorded as a failed pass)` : `reaped ${shard.reaped}/${shard.listed}${shard.batchFull ? ' (batch full)' : ''}`}`,
+    );
+  }
   for (const c of s.clusterFailures ?? [])
     lines.push(`  cluster ${c.resourceType}/${c.cluster} failed (${c.errorType}): ${c.message}`);
   for (const c of s.clustersDown ?? [])

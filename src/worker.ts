@@ -159,7 +159,9 @@ export async function startWorker(
   installRuntime(config, log);
   // Each concurrent teardown holds one provisioner connection (its row lock) and one admin
   // connection on its cluster; the rest serves listings, deletes and scrapes.
-  const store = PoolStore.connect(config.provisionerDatabaseUrl, config.concurrency * 2 + 4, (err) =>
+  // REAPER_PASS_SHARDS passes run at once, each with REAPER_CONCURRENCY lanes.
+  const lanes = config.concurrency * config.passShards;
+  const store = PoolStore.connect(config.provisionerDatabaseUrl, lanes * 2 + 4, (err) =>
     log.warn(
       { event: 'pool_reaper.provisioner_db.connection_lost', error: err.message },
       'idle connection lost; replaced',
@@ -248,7 +250,7 @@ export async function startWorker(
     }),
     // Activity slots must never be what limits a pass: room for every concurrent teardown,
     // its delete and the bookkeeping activities.
-    maxConcurrentActivityTaskExecutions: config.concurrency * 2 + 4,
+    maxConcurrentActivityTaskExecutions: lanes * 2 + 4,
     shutdownGraceTime: config.shutdownGraceMs,
     // After a crash the server hands a cached workflow's next task to another worker once
     // this passes; 5 s (not 10) keeps a replacement's pickup of a pass within about 10 s.

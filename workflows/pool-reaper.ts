@@ -24,6 +24,7 @@ import {
   statusQuery,
   type TickerSettings,
 } from '../src/shared/messages';
+import { combineShardSummaries, type PassShard, shardWorkflowId } from '../src/shared/shards';
 import type { PassFailure, PassFailureReason } from '../src/shared/types';
 import { reapPass } from './reap-pass';
 import { type PassResult, Ticker, type TickerState } from './ticker';
@@ -46,6 +47,13 @@ export interface PoolReaperInput {
  * old branches) once every ticker has continued as new under this code.
  */
 export const NEVER_STOPS_PATCH = 'ticker-never-stops-v1';
+
+/**
+ * A ticker with REAPER_PASS_SHARDS > 1 starts one pass per shard each tick. Checked only when
+ * the settings ask for shards, so an unsharded ticker records no marker and its histories are
+ * exactly as before; a ticker that ran shards replays them.
+ */
+export const PASS_SHARDS_PATCH = 'pass-shards-v1';
 
 /** A pass that runs longer than this is ended by Temporal and counted as timed out. */
 export const DEFAULT_PASS_TIMEOUT_MS = 60 * 60_000;
@@ -116,10 +124,13 @@ export async function poolReaper(input: PoolReaperInput): Promise<never> {
     const reason = ticker.forced() ? 'forced' : ticker.state.catchUp ? 'backlog catch-up' : 'tick';
     ticker.currentPassId = passWorkflowId(workflowInfo().workflowId, passNumber, new Date());
     ticker.describe();
-    const result = await runPass(ticker, ticker.currentPassId, passNumber, reason, v2);
+    const shards = ticker.settings.passShards ?? 1;
+    const result =
+      shards > 1 && patched(PASS_SHARDS_PATCH)
+        ? await runShards(ticker, ticker.currentPassId, passNumber, reason, v2, shards)
+        : await runPass(ticker, ticker.currentPassId, passNumber, reason, v2);
     ticker.passEnded(passNumber, coveredSeq, result);
-    const { failure } = result;
-    if (failure) {
+    for (const failure of result.failures ?? (result.failure ? [result.failure] : [])) {
       log.warn('reap pass failed; the next tick tries again', { ...failure });
       await recordPassFailure({
         passId: failure.passId,
@@ -223,6 +234,35 @@ class TickerLoop {
   }
 }
 
+/**
+ * Runs one pass per shard, all at once, and waits for every one: each lists only its shard's
+ * clusters, shard 0 also runs the stuck-assigned report. A shard that fails, times out or is
+ * terminated is recorded like a failed pass and holds up none of the others; its items are
+ * listed again by the same shard next tick. The tick's summary sums the shards' summaries.
+ */
+async function runShards(
+  ticker: Ticker,
+  passId: string,
+  passNumber: number,
+  reason: string,
+  v2: boolean,
+  count: number,
+): Promise<PassResult> {
+  const shards = Array.from({ length: count }, (_, index) => ({ index, count }));
+  const results = await Promise.all(
+    shards.map(async (shard) => {
+      const id = shardWorkflowId(passId, shard);
+      return { passId: id, ...(await runPass(ticker, id, passNumber, reason, v2, shard)) };
+    }),
+  );
+  const summary = combineShardSummaries(passId, results);
+  const failures = results.flatMap((r) => (r.failure ? [r.failure] : []));
+  return {
+    ...(summary ? { summary } : {}),
+    ...(failures.length > 0 ? { failure: failures[0]!, failures } : {}),
+  };
+}
+
 /** Runs one pass as a child and returns its summary, or what ended it without one. */
 async function runPass(
   ticker: Ticker,
@@ -230,13 +270,16 @@ async function runPass(
   passNumber: number,
   reason: string,
   v2: boolean,
+  shard?: PassShard,
 ): Promise<PassResult> {
   const { settings } = ticker;
   try {
     const summary = await executeChild(reapPass, {
       workflowId: passId,
-      args: [settings.pass],
-      staticSummary: `reap pass #${passNumber} (${reason})`,
+      args: [shard ? { ...settings.pass, shard } : settings.pass],
+      staticSummary: shard
+        ? `reap pass #${passNumber} (${reason}), shard ${shard.index} of ${shard.count}`
+        : `reap pass #${passNumber} (${reason})`,
       ...(v2 ? { workflowExecutionTimeout: settings.passTimeoutMs ?? DEFAULT_PASS_TIMEOUT_MS } : {}),
     });
     if (summary.aborted) {

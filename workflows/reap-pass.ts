@@ -11,6 +11,7 @@ import {
 import type { createActivities } from '../activities';
 import { clusterKey, clusterOf } from '../src/shared/clusters';
 import { treatmentOf } from '../src/shared/failure-types';
+import { runsTickWideWork } from '../src/shared/shards';
 import type {
   ClusterFailure,
   ListedItem,
@@ -89,7 +90,11 @@ function bookkeeping(options: ReapPassOptions) {
  * The pass's rules for its bookkeeping activities; nothing for a pass without rules (an older
  * ticker's), whose activities then apply their own worker's config exactly as before.
  */
-const rulesArgs = ({ rules }: ReapPassOptions): [] | [PassRulesInput] => (rules ? [{ rules }] : []);
+const rulesArgs = ({ rules, shard }: ReapPassOptions): [] | [PassRulesInput] =>
+  rules || shard ? [{ ...(rules ? { rules } : {}), ...(shard ? { shard } : {}) }] : [];
+
+/** What a shard pass other than shard 0 reports: nothing (shard 0 runs the report once per tick). */
+const NOT_THIS_SHARD: { report: StuckAssignedReport } = { report: { stuck: {} } };
 
 /** Only the reference travels to the activities: what teardown and the audit log need. */
 const refOf = ({ id, resourceType, poolToken, providerResourceId }: PoolItemRef): PoolItemRef => ({
@@ -144,10 +149,12 @@ export async function reapPass(input: ReapPassOptions = { concurrency: 8 }): Pro
   const { items, batchLimit } = listing;
   // The stuck-assigned report does not depend on this pass's items: run it alongside them.
   // Settled into a value: its failure is reported in the summary, never fails the pass.
-  const reportDone = activities.reportStuckAssigned(...rulesArgs(options)).then(
-    (report): { report: StuckAssignedReport } => ({ report }),
-    (error: unknown): { error: Failure } => ({ error: failureOf(error) }),
-  );
+  const reportDone = runsTickWideWork(options.shard)
+    ? activities.reportStuckAssigned(...rulesArgs(options)).then(
+        (report): { report: StuckAssignedReport } => ({ report }),
+        (error: unknown): { error: Failure } => ({ error: failureOf(error) }),
+      )
+    : Promise.resolve(NOT_THIS_SHARD);
   if (outcomeAware && options.dryRun === true) {
     const planned = withPassOutcome(
       await dryRunPass({ passId, startedAt, listing, options, report: reportDone }),

@@ -44,6 +44,8 @@ export const INITIAL_STATE: TickerState = {
 export interface PassResult {
   readonly summary?: PassSummary;
   readonly failure?: PassFailure;
+  /** A sharded tick: every shard pass that ended without its work (`failure` is the first). */
+  readonly failures?: readonly PassFailure[];
 }
 
 /**
@@ -151,7 +153,7 @@ export class Ticker {
   }
 
   /** Records how a pass ended: counts, the requests it answered, whether a backlog remains. */
-  passEnded(passNumber: number, coveredSeq: number, { summary, failure }: PassResult): void {
+  passEnded(passNumber: number, coveredSeq: number, { summary, failure, failures }: PassResult): void {
     const state = this.state;
     this.currentPassId = undefined;
     this.state = {
@@ -162,7 +164,8 @@ export class Ticker {
       catchUp: failure === undefined && summary !== undefined && summary.batchFull && summary.reaped > 0,
       ...(failure
         ? {
-            passesFailed: (state.passesFailed ?? 0) + 1,
+            // A sharded tick counts each shard pass that failed.
+            passesFailed: (state.passesFailed ?? 0) + (failures?.length ?? 1),
             consecutiveFailures: (state.consecutiveFailures ?? 0) + 1,
             lastFailure: failure,
           }
@@ -191,7 +194,8 @@ export class Ticker {
         ? `**Last ${state.consecutiveFailures} pass(es) failed**: ${failure.passId} ${failure.reason}: ${failure.message}`
         : undefined,
       last
-        ? `Last pass ${last.passId}: reaped ${last.reaped}/${last.listed}, refused ${last.refused}, ` +
+        ? `Last pass ${last.passId}${last.shards ? ` (${last.shards.length} shards)` : ''}: ` +
+          `reaped ${last.reaped}/${last.listed}, refused ${last.refused}, ` +
           `errors ${last.deprovisionErrors + last.deleteErrors}`
         : undefined,
     ];

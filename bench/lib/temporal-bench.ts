@@ -43,6 +43,8 @@ export interface BenchWorkerSetup {
   readonly concurrency: number;
   readonly batchLimit: number;
   readonly log: Logger;
+  /** Each teardown waits this long first (inside its row lock, as a real drop would): a drop's latency without a backend. */
+  readonly teardownDelayMs?: number;
 }
 
 export interface TemporalBench {
@@ -81,7 +83,15 @@ export async function withTemporalWorker<T>(
     workflowsPath: require.resolve('../../workflows'),
     activities: createActivities({
       store: setup.store,
-      teardown: registry,
+      teardown: setup.teardownDelayMs
+        ? {
+            ...registry,
+            teardown: async (item, options) => {
+              await new Promise((resolve) => setTimeout(resolve, setup.teardownDelayMs));
+              return registry.teardown(item, options);
+            },
+          }
+        : registry,
       settings: {
         failedGraceMs: 600_000,
         stuckAssignedGraceMs: 1_800_000,

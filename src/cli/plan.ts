@@ -14,6 +14,7 @@ import {
   REAPED_COUNT,
   REAPED_COUNT_KEY,
 } from '../shared/search-attributes';
+import { shardOfWorkflowId } from '../shared/shards';
 import { PoolStore } from '../store/pool-store';
 import { createTeardownRegistry, type TeardownRegistry } from '../teardown';
 import { connectClient, temporalTarget } from '../temporal-connection';
@@ -162,6 +163,8 @@ export function registerPlanCommands(program: Command): void {
             closeTime: wf.closeTime ? wf.closeTime.toISOString() : null,
             outcome: wf.typedSearchAttributes.get(REAP_OUTCOME_KEY) ?? null,
             reapedCount: wf.typedSearchAttributes.get(REAPED_COUNT_KEY) ?? null,
+            // A shard pass of a sharded tick (REAPER_PASS_SHARDS): "index/count"; null for a whole pass.
+            shard: ((s) => (s ? `${s.index}/${s.count}` : null))(shardOfWorkflowId(wf.workflowId)),
             url: workflowUrl(cfg.temporalUiUrl, target.namespace, wf.workflowId, wf.runId),
           });
           if (passes.length >= opts.limit) break;
@@ -172,7 +175,7 @@ export function registerPlanCommands(program: Command): void {
             ? [opts.withWork ? 'no pass that did something' : 'no pass found']
             : passes.map(
                 (p) =>
-                  `${p['startTime']}  ${String(p['outcome'] ?? '-').padEnd(8)} reaped ${String(p['reapedCount'] ?? '-').padEnd(4)} ${p['status']}  ${p['workflowId']}\n    ${p['url']}`,
+                  `${p['startTime']}  ${String(p['outcome'] ?? '-').padEnd(8)} reaped ${String(p['reapedCount'] ?? '-').padEnd(4)} ${p['status']}  ${p['workflowId']}${p['shard'] ? `  (shard ${p['shard']})` : ''}\n    ${p['url']}`,
               )),
           `passes that reaped (saved view ${REAPED_COUNT} > 0): ${view}`,
         ].join('\n');

@@ -9,6 +9,7 @@ import {
   shown,
   TICKER_DURATION,
 } from './settings-rules';
+import { isShardCount, MAX_PASS_SHARDS } from './shards';
 import type { PassFailure, PassRules, PassSummary, ReapPassOptions } from './types';
 
 /**
@@ -24,6 +25,11 @@ export interface TickerSettings {
   readonly pass: ReapPassOptions;
   /** A pass running longer is ended by Temporal and counted as timed out (REAPER_PASS_TIMEOUT). */
   readonly passTimeoutMs?: number;
+  /**
+   * REAPER_PASS_SHARDS: reap passes per tick, each listing one shard of the clusters. Absent
+   * (or 1): one pass per tick, exactly as before shards existed.
+   */
+  readonly passShards?: number;
 }
 
 // The limits live with the env config's (one source of truth); re-exported for older importers.
@@ -54,13 +60,19 @@ export function tickerSettingsProblem(value: unknown): string | undefined {
   const pass = v.pass as Partial<Record<keyof ReapPassOptions, unknown>> | undefined;
   const timing =
     ruleProblem('tickMs', v.tickMs, TICKER_DURATION) ??
-    ruleProblem('passTimeoutMs', v.passTimeoutMs, TICKER_DURATION, true);
+    ruleProblem('passTimeoutMs', v.passTimeoutMs, TICKER_DURATION, true) ??
+    (v.passShards === undefined || isShardCount(v.passShards)
+      ? undefined
+      : `passShards: expected an integer from 1 to ${MAX_PASS_SHARDS}, got ${shown(v.passShards)}`);
   if (timing) return timing;
   if (typeof pass !== 'object' || pass === null) return `pass: expected an object, got ${shown(pass)}`;
   return (
     ruleProblem('pass.concurrency', pass.concurrency, CONCURRENCY) ??
     ruleProblem('pass.clusterConcurrency', pass.clusterConcurrency, CONCURRENCY, true) ??
     ruleProblem('pass.redisClusterConcurrency', pass.redisClusterConcurrency, CONCURRENCY, true) ??
+    (pass.shard === undefined
+      ? undefined
+      : `pass.shard: set by the ticker for each shard pass, never in settings, got ${shown(pass.shard)}`) ??
     ruleProblem('pass.bookkeepingBudgetMs', pass.bookkeepingBudgetMs, TICKER_DURATION, true) ??
     (pass.rules === undefined ? undefined : passRulesProblem('pass.rules', pass.rules)) ??
     (pass.deprovisionRetry === undefined

@@ -3,6 +3,8 @@
  * Imported into the workflow sandbox: types and pure data only, no Node APIs.
  */
 
+import type { PassShard, ShardPassResult } from './shards';
+
 export const RESOURCE_TYPES = ['postgres', 'redis', 'mongodb', 'queue'] as const;
 export type KnownResourceType = (typeof RESOURCE_TYPES)[number];
 
@@ -63,6 +65,8 @@ export interface PassRules {
 /** What the pass's bookkeeping activities take: the pass's rules (absent on older passes). */
 export interface PassRulesInput {
   readonly rules?: PassRules;
+  /** A shard pass lists only its shard's clusters (absent: every cluster, as before shards). */
+  readonly shard?: PassShard;
 }
 
 /** How a pass runs its items; chosen by the worker's config and carried by the ticker. */
@@ -107,6 +111,11 @@ export interface ReapPassOptions {
    * Schedules: then each activity applies the config of the replica that runs it.
    */
   readonly rules?: PassRules;
+  /**
+   * Set by a ticker with REAPER_PASS_SHARDS > 1: this pass lists only the items whose
+   * (type, cluster) maps to this shard, and only shard 0 runs the stuck-assigned report.
+   */
+  readonly shard?: PassShard;
   /** Bounded so a pass always ends; the next pass retries whatever is left. */
   readonly deprovisionRetry?: {
     readonly maximumAttempts?: number;
@@ -386,6 +395,8 @@ export interface PassSummary {
   readonly dryRun?: DryRunTotals;
   /** What the pass did, as its ReapOutcome search attribute says (absent on older passes). */
   readonly outcome?: string;
+  /** A sharded tick's combined summary (the ticker's, never a pass's): its shard passes. */
+  readonly shards?: readonly ShardPassResult[];
 }
 
 /** Verdicts of a dry-run pass; `failed`: items whose planning itself failed. */

@@ -1,3 +1,5 @@
+import { shardSql } from '../shared/shard-hash';
+import type { PassShard } from '../shared/shards';
 import type { ClusterDown, ListedItem, PoolItemRef } from '../shared/types';
 import { AssignedItemsStore } from './assigned-items';
 import type { LockedRun } from './item-lock';
@@ -20,8 +22,10 @@ export class FailedItemsStore extends AssignedItemsStore {
    * cluster never keeps the others' items out of the batch. Left out: quarantined items,
    * items deferred after a retryable failure (until next_attempt_at), and the items of a
    * cluster marked down, except one probe item per such cluster once its retry_at has come.
+   * With `shard`, only the clusters that map to it (src/shared/shard-hash.ts).
    */
-  async listStaleFailed(graceMs: number, limit: number): Promise<ListedItem[]> {
+  async listStaleFailed(graceMs: number, limit: number, shard?: PassShard): Promise<ListedItem[]> {
+    const inShard = shard ? `AND ${shardSql('p.resource_type', CLUSTER_SQL, '$4')} = $3` : '';
     const { rows } = await this.pool.query<{
       id: string;
       resource_type: string;
@@ -37,6 +41,7 @@ export class FailedItemsStore extends AssignedItemsStore {
             AND NOT EXISTS (SELECT 1 FROM pool_reaper_item_failures f
                              WHERE f.item_id = p.id
                                AND (f.quarantined_at IS NOT NULL OR f.next_attempt_at > now()))
+            ${inShard}
        ), ranked AS (
          SELECT c.*, k.retry_at,
                 row_number() OVER (PARTITION BY c.resource_type, c.cluster
@@ -49,13 +54,13 @@ export class FailedItemsStore extends AssignedItemsStore {
         WHERE retry_at IS NULL OR (retry_at <= now() AND rank = 1)
         ORDER BY rank, failed_since, id
         LIMIT $2`,
-      [secs(graceMs), limit],
+      shard ? [secs(graceMs), limit, shard.index, shard.count] : [secs(graceMs), limit],
     );
     return rows.map((r) => (r.probe ? { ...toRef(r), probe: true } : toRef(r)));
   }
 
-  /** Clusters marked down (oldest first), with how many stale failed items wait on each. */
-  async listClustersDown(graceMs: number): Promise<ClusterDown[]> {
+  /** Clusters marked down (oldest first), with how many stale failed items wait on each; with `shard`, its own. */
+  async listClustersDown(graceMs: number, shard?: PassShard): Promise<ClusterDown[]> {
     const { rows } = await this.pool.query<{
       resource_type: string;
       cluster: string;
@@ -71,8 +76,9 @@ export class FailedItemsStore extends AssignedItemsStore {
                 WHERE ${staleFailedSql('$1')} AND p.resource_type = k.resource_type
                   AND ${CLUSTER_SQL} = k.cluster) AS waiting
          FROM pool_reaper_clusters k
+        ${shard ? `WHERE ${shardSql('k.resource_type', 'k.cluster', '$3')} = $2` : ''}
         ORDER BY k.down_since, k.resource_type, k.cluster`,
-      [secs(graceMs)],
+      shard ? [secs(graceMs), shard.index, shard.count] : [secs(graceMs)],
     );
     return rows.map((r) => ({
       resourceType: r.resource_type,

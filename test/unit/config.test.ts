@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { tickerSettingsFrom } from '../../src/client';
 import { ConfigError, clusterOf, ENV_DEFAULTS, loadConfig } from '../../src/config';
+import { isTickerSettings } from '../../src/shared/messages';
 
 describe('loadConfig', () => {
   it('works with no environment at all, pointing at the local services', () => {
@@ -205,5 +207,40 @@ describe('clusterOf', () => {
     expect(clusterOf('')).toBe('local:0');
     expect(clusterOf('local:3')).toBe('local:3');
     expect(clusterOf('local:1;pooltok:pool-x')).toBe('local:1');
+  });
+});
+
+describe('REAPER_PASS_SHARDS (issue 18, item 4)', () => {
+  it('defaults to one pass per tick, and then the ticker settings carry no shards at all', () => {
+    const config = loadConfig({});
+    expect(config.passShards).toBe(1);
+    expect('passShards' in tickerSettingsFrom(config)).toBe(false);
+  });
+
+  it('accepts 1 to 64 and carries more than 1 in the ticker settings the configure validator accepts', () => {
+    for (const n of [2, 4, 64]) {
+      const settings = tickerSettingsFrom(loadConfig({ REAPER_PASS_SHARDS: String(n) }));
+      expect(settings.passShards).toBe(n);
+      expect(isTickerSettings(settings)).toBe(true);
+    }
+    const settings = tickerSettingsFrom(loadConfig({ REAPER_PASS_SHARDS: '4' }));
+    for (const bad of [0, 65, 2.5, '4'])
+      expect(isTickerSettings({ ...settings, passShards: bad })).toBe(false);
+    // A shard is the ticker's to give each pass, never part of the settings.
+    expect(isTickerSettings({ ...settings, pass: { ...settings.pass, shard: { index: 0, count: 4 } } })).toBe(
+      false,
+    );
+  });
+
+  it('refuses anything else in one line naming the variable', () => {
+    for (const raw of ['0', '65', '2.5', 'four', '-1']) {
+      expect(() => loadConfig({ REAPER_PASS_SHARDS: raw })).toThrow(ConfigError);
+      expect(() => loadConfig({ REAPER_PASS_SHARDS: raw })).toThrow(
+        `REAPER_PASS_SHARDS: expected an integer from 1 to 64, got "${raw}"`,
+      );
+    }
+    expect(() => loadConfig({ REAPER_PASS_SHARDS: '2', REAPER_TRIGGER: 'schedule' })).toThrow(
+      /^REAPER_PASS_SHARDS: .*REAPER_TRIGGER=schedule/,
+    );
   });
 });
