@@ -23,7 +23,7 @@ export interface WorkerProcess {
   readonly lines: Record<string, unknown>[];
   readonly stderr: string[];
   waitForEvent(event: string, timeoutMs?: number): Promise<Record<string, unknown>>;
-  /** Resolves with the exit code (or the signal name) once the process has exited. */
+  /** Resolves with the exit code (or the signal name) once the process has exited and its pipes are drained. */
   readonly exited: Promise<number | string>;
   kill(signal?: NodeJS.Signals): void;
 }
@@ -73,8 +73,10 @@ export async function startWorkerProcess(env: Record<string, string>): Promise<W
     }
   });
   child.stderr!.on('data', (chunk: Buffer) => stderr.push(chunk.toString()));
+  // 'close', not 'exit': 'exit' can fire before the pipes are drained, and a test that reads the
+  // last stderr line right after (exit 8's one line) then saw none (seen in a loaded run).
   const exited = new Promise<number | string>((resolve) =>
-    child.once('exit', (code, signal) => resolve(code ?? signal ?? 'unknown')),
+    child.once('close', (code, signal) => resolve(code ?? signal ?? 'unknown')),
   );
   return {
     child,
