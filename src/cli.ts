@@ -8,6 +8,7 @@ import { addTickerCommands } from './cli/ticker-commands';
 import { PassFailedError, ReaperRequestRefusedError, TickerNotRunningError } from './client';
 import { ConfigError } from './config';
 import { SeedRefusedError } from './dev/dev-database';
+import { errorLine } from './shared/error-line';
 import { SchemaOutdatedError } from './store/migrate';
 import { TemporalUnreachableError } from './temporal-connection';
 import { ProvisionerUnreachableError, TemporalLostError } from './worker';
@@ -55,8 +56,7 @@ export async function main(argv: string[] = process.argv): Promise<number> {
       // Help and version are successes; commander already printed usage errors.
       return e.code === 'commander.helpDisplayed' || e.code === 'commander.version' ? EXIT.ok : EXIT.usage;
     }
-    const line = `pool-reaper: ${(e.message ?? String(err)).split('\n')[0]}`;
-    process.stderr.write(`${line}\n`);
+    process.stderr.write(`${errorLine(e.message ?? String(err))}\n`);
     return exitCodeFor(err);
   }
 }

@@ -12,6 +12,7 @@ import type { Logger } from './logger';
 import { createMetrics, type MetricsServer, type SharedSnapshot, serveMetrics } from './metrics';
 import { PlatformStore } from './platform/platform-store';
 import { SdkLoggerBridge } from './sdk-logger';
+import { errorLine } from './shared/error-line';
 import { scrubSecrets } from './shared/secrets';
 import { assertSchemaCurrent, SchemaOutdatedError } from './store/migrate';
 import { PoolStore } from './store/pool-store';
@@ -217,8 +218,13 @@ export async function startWorker(
       );
       log.error({ event: 'pool_reaper.temporal.lost', downForMs }, temporalLost.message);
       worker?.shutdown();
-      // The SDK's shutdown may itself wait on Temporal: never outlive the grace by much.
-      setTimeout(() => process.exit(TEMPORAL_LOST_EXIT_CODE), config.shutdownGraceMs + 5_000).unref();
+      // The SDK's shutdown may itself wait on Temporal: never outlive the grace by much. This
+      // path ends the process before the CLI prints its line, so it prints the same one line.
+      const lost = temporalLost;
+      setTimeout(() => {
+        process.stderr.write(`${errorLine(lost.message)}\n`);
+        process.exit(TEMPORAL_LOST_EXIT_CODE);
+      }, config.shutdownGraceMs + 5_000).unref();
     },
   });
   const metricsServer = await serveMetrics(metrics.registry, config.metricsPort, '0.0.0.0', {

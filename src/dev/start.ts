@@ -2,8 +2,9 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { ConfigError, loadConfig } from '../config';
+import { loadConfig } from '../config';
 import { createLogger } from '../logger';
+import { errorLine } from '../shared/error-line';
 import { ensureDatabase, migrate } from '../store/migrate';
 import { logFormatFor, prettyLogStream } from './log-format';
 import { findTemporalCli } from './temporal-cli';
@@ -115,7 +116,6 @@ async function main(): Promise<number> {
 }
 
 main().catch((err: unknown) => {
-  const message = err instanceof ConfigError ? err.message : (err as Error).message.split('\n')[0];
-  process.stderr.write(`pool-reaper: ${message}\n`);
+  process.stderr.write(`${errorLine(err instanceof Error ? err.message : String(err))}\n`);
   process.exit(2);
 });
