@@ -1,6 +1,6 @@
 /**
  * Shard passes (REAPER_PASS_SHARDS): with N > 1 the ticker starts N reap passes per tick, each
- * listing only the items whose (type, cluster) maps to its shard (src/shared/shard-hash.ts).
+ * listing only the items whose (type, cluster) maps to its shard (src/store/shard-rule.ts).
  * Pure: imported into the workflow sandbox (the hash itself is not: it needs Node's md5).
  */
 import type { PassFailure, PassSummary } from './types';

@@ -1,9 +1,9 @@
-import { shardSql } from '../shared/shard-hash';
 import type { PassShard } from '../shared/shards';
 import type { ClusterDown, ListedItem, PoolItemRef } from '../shared/types';
 import { AssignedItemsStore } from './assigned-items';
 import type { LockedRun } from './item-lock';
 import { CLUSTER_SQL, FAILED_SINCE_SQL, secs, staleFailedSql } from './predicates';
+import { shardSql } from './shard-rule';
 import { toRef } from './store-rows';
 
 /** One (type, cluster) of the stale failed backlog. */
@@ -22,7 +22,7 @@ export class FailedItemsStore extends AssignedItemsStore {
    * cluster never keeps the others' items out of the batch. Left out: quarantined items,
    * items deferred after a retryable failure (until next_attempt_at), and the items of a
    * cluster marked down, except one probe item per such cluster once its retry_at has come.
-   * With `shard`, only the clusters that map to it (src/shared/shard-hash.ts).
+   * With `shard`, only the clusters that map to it (src/store/shard-rule.ts).
    */
   async listStaleFailed(graceMs: number, limit: number, shard?: PassShard): Promise<ListedItem[]> {
     const inShard = shard ? `AND ${shardSql('p.resource_type', CLUSTER_SQL, '$4')} = $3` : '';

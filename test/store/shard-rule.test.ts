@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { shardOf, shardSql } from '../../src/shared/shard-hash';
 import { isPassShard, MAX_PASS_SHARDS, shardOfWorkflowId, shardWorkflowId } from '../../src/shared/shards';
 import { CLUSTER_SQL } from '../../src/store/predicates';
+import { shardOf, shardSql } from '../../src/store/shard-rule';
 import { adminQuery } from '../helpers/postgres';
 
 /**
