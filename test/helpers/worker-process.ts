@@ -119,3 +119,9 @@ export async function startWorkerProcess(env: Record<string, string>): Promise<W
     },
   };
 }
+
+/** SIGTERM each worker (absent ones skipped) and wait until all have exited. */
+export async function stopWorkers(...workers: (WorkerProcess | undefined)[]): Promise<void> {
+  for (const w of workers) w?.kill('SIGTERM');
+  await Promise.all(workers.map((w) => w?.exited));
+}

@@ -7,7 +7,12 @@ import { createTestDatabase, type TestDatabase } from '../helpers/postgres';
 import { scrape, seriesValue } from '../helpers/scrape';
 import { connectTestTemporal, type TestTemporal } from '../helpers/temporal';
 import { waitFor } from '../helpers/wait';
-import { scheduleWatchEvery, startWorkerProcess, type WorkerProcess } from '../helpers/worker-process';
+import {
+  scheduleWatchEvery,
+  startWorkerProcess,
+  stopWorkers,
+  type WorkerProcess,
+} from '../helpers/worker-process';
 
 const run = promisify(execFile);
 const TERMINATED = 'instant_pool_reap_pass_failures_total{reason="terminated"}';
@@ -22,11 +27,6 @@ const fleetValue = async (workers: WorkerProcess[], series: string) =>
 
 const watched = (w: WorkerProcess) =>
   w.lines.filter((l) => l['event'] === 'pool_reaper.schedule.failures_watched').length;
-
-async function stop(...workers: WorkerProcess[]): Promise<void> {
-  for (const w of workers) w.kill('SIGTERM');
-  await Promise.all(workers.map((w) => w.exited));
-}
 
 describe('REAPER_TRIGGER=schedule: the pass-failure counter and the paused gauge, as with the ticker', () => {
   let t: TestTemporal;
@@ -63,7 +63,7 @@ describe('REAPER_TRIGGER=schedule: the pass-failure counter and the paused gauge
     };
   });
   afterAll(async () => {
-    await stop(...workers);
+    await stopWorkers(...workers);
     const schedule = t.client.schedule.getHandle(id);
     const running = await schedule
       .describe()
@@ -82,7 +82,7 @@ describe('REAPER_TRIGGER=schedule: the pass-failure counter and the paused gauge
 
   it('a scheduled pass terminated by hand counts once (reason terminated) across two replicas', async () => {
     // The first replica creates the Schedule; then none polls, so a triggered pass waits.
-    await stop(await startWorker());
+    await stopWorkers(await startWorker());
     workers.splice(0);
     const schedule = t.client.schedule.getHandle(id);
     await schedule.trigger('BUFFER_ONE');

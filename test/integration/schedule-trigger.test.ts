@@ -11,7 +11,7 @@ import { cleanupTokens } from '../helpers/reliability-fixtures';
 import { insertRow } from '../helpers/rows';
 import { connectTestTemporal, type TestTemporal, workflowBundle } from '../helpers/temporal';
 import { waitFor } from '../helpers/wait';
-import { startWorkerProcess, type WorkerProcess } from '../helpers/worker-process';
+import { startWorkerProcess, stopWorkers, type WorkerProcess } from '../helpers/worker-process';
 
 const run = promisify(execFile);
 const BIN = path.resolve(process.cwd(), 'bin', 'pool-reaper.js');
@@ -76,11 +76,6 @@ async function cleanupTrigger(t: TestTemporal, id: string): Promise<void> {
   }
 }
 
-async function stop(...workers: (WorkerProcess | undefined)[]): Promise<void> {
-  for (const w of workers) w?.kill('SIGTERM');
-  await Promise.all(workers.map((w) => w?.exited));
-}
-
 describe('REAPER_TRIGGER=schedule: one Schedule starts the passes (batch limit 5)', () => {
   let t: TestTemporal;
   let db: TestDatabase;
@@ -102,7 +97,7 @@ describe('REAPER_TRIGGER=schedule: one Schedule starts the passes (batch limit 5
     env = { ...baseEnv(db, id), REAPER_TRIGGER: 'schedule', REAPER_BATCH_LIMIT: '5' };
   });
   afterAll(async () => {
-    await stop(...workers);
+    await stopWorkers(...workers);
     await cleanupTrigger(t, id);
     await cleanupTokens(seeded);
     await db?.drop();
@@ -158,7 +153,7 @@ describe('REAPER_TRIGGER=schedule: one Schedule starts the passes (batch limit 5
   });
 
   it('a changed REAPER_TICK updates the Schedule', async () => {
-    await stop(...workers.splice(0));
+    await stopWorkers(...workers.splice(0));
     const w = await startWorker({ REAPER_TICK: '1h' });
     const ensured = await w.waitForEvent('pool_reaper.schedule.ensured');
     expect(ensured).toMatchObject({ created: false, updated: true });
@@ -266,7 +261,7 @@ describe('REAPER_TRIGGER=schedule: one Schedule starts the passes (batch limit 5
 
   it('a pass that fails (terminated) leaves the Schedule running and shows in status', async () => {
     // No worker polls: the triggered pass waits, and an operator ends it by hand.
-    await stop(...workers.splice(0));
+    await stopWorkers(...workers.splice(0));
     const handle = t.client.schedule.getHandle(id);
     await handle.trigger('BUFFER_ONE');
     const d = await waitFor(
@@ -305,7 +300,7 @@ describe('switching REAPER_TRIGGER leaves exactly one trigger and keeps the paus
     env = { ...baseEnv(db, id), REAPER_TICK: '1h' };
   });
   afterAll(async () => {
-    await stop(...workers);
+    await stopWorkers(...workers);
     await cleanupTrigger(t, id);
     await db?.drop();
     await t?.close();
@@ -336,7 +331,7 @@ describe('switching REAPER_TRIGGER leaves exactly one trigger and keeps the paus
     expect(
       (await cli(['pause', '--reason', 'maintenance 17'], { ...env, REAPER_TRIGGER: 'ticker' })).code,
     ).toBe(0);
-    await stop(...workers.splice(0));
+    await stopWorkers(...workers.splice(0));
 
     const w = await worker('schedule');
     expect(w.lines.find((l) => l['event'] === 'pool_reaper.trigger.switched')).toMatchObject({
@@ -362,7 +357,7 @@ describe('switching REAPER_TRIGGER leaves exactly one trigger and keeps the paus
     const scheduleEnv = { ...env, REAPER_TRIGGER: 'schedule' };
     expect((await cli(['resume'], scheduleEnv)).code).toBe(0);
     expect((await cli(['pause', '--reason', 'back to the ticker'], scheduleEnv)).code).toBe(0);
-    await stop(...workers.splice(0));
+    await stopWorkers(...workers.splice(0));
 
     await worker('ticker');
     expect(await scheduleExists()).toBe(false);
@@ -373,7 +368,7 @@ describe('switching REAPER_TRIGGER leaves exactly one trigger and keeps the paus
 
   it('an unpaused switch starts reaping at once in the new mode and back', async () => {
     expect((await cli(['resume'], { ...env, REAPER_TRIGGER: 'ticker' })).code).toBe(0);
-    await stop(...workers.splice(0));
+    await stopWorkers(...workers.splice(0));
     await worker('schedule');
     expect(await tickerStatus()).toBe('TERMINATED');
     expect((await t.client.schedule.getHandle(id).describe()).state.paused).toBe(false);
