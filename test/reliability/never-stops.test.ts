@@ -261,6 +261,21 @@ describe('reaping never stops', () => {
       concurrency: 4,
     });
     const tokens = items.map((i) => i.poolToken);
+    // The kill must land with work left, however fast the drops are: the test holds one row's
+    // lock until the kill, so that item's teardown fails with ItemLockedError (transient, no
+    // drop) and is retried; the replacement reaps it after the lock is released.
+    const held = items[items.length - 1];
+    if (held === undefined) throw new Error('no item to hold');
+    const holder = await db.pool.connect();
+    await holder.query('BEGIN');
+    await holder.query('SELECT 1 FROM pool_items WHERE id = $1 FOR UPDATE', [held.id]);
+    let holding = true;
+    const releaseHeld = async () => {
+      if (!holding) return;
+      holding = false;
+      await holder.query('ROLLBACK').catch(() => undefined);
+      holder.release();
+    };
     try {
       // Production timeouts (no test overrides): the deprovision heartbeat timeout and the sticky queue's.
       const env = {
@@ -285,6 +300,7 @@ describe('reaping never stops', () => {
       first.kill('SIGKILL');
       await first.exited;
       const killedAt = Date.now();
+      await releaseHeld();
       const replacement = await startWorkerProcess(env);
       processes.push(replacement);
       await replacement.waitForEvent('pool_reaper.worker.started', 90_000);
@@ -314,6 +330,7 @@ describe('reaping never stops', () => {
         resumedAfterKillMs: resumedAt - killedAt,
       });
     } finally {
+      await releaseHeld();
       await dropLeftovers(TEST_POSTGRES_URL, tokens);
     }
   }, 300_000);
