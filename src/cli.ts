@@ -11,7 +11,7 @@ import { SeedRefusedError } from './dev/dev-database';
 import { errorLine } from './shared/error-line';
 import { SchemaOutdatedError } from './store/migrate';
 import { TemporalUnreachableError } from './temporal-connection';
-import { ProvisionerUnreachableError, TemporalLostError } from './worker';
+import { ProvisionerUnreachableError, TemporalLostError } from './worker-errors';
 
 /**
  * The `pool-reaper` binary (bin/pool-reaper.js, `node dist/src/cli.js`): the program, its exit

@@ -1,6 +1,8 @@
 import { Client, Connection } from '@temporalio/client';
 import { loadClientConnectConfig } from '@temporalio/envconfig';
-import { NativeConnection, type NativeConnectionOptions } from '@temporalio/worker';
+// Type-only: the CLI imports this module, and loading @temporalio/worker (the native bridge)
+// costs every command about 0.3 s of start-up; the worker's connection is in native-connection.ts.
+import type { NativeConnectionOptions } from '@temporalio/worker';
 
 export const DEFAULT_TEMPORAL_ADDRESS = 'localhost:7233';
 
@@ -44,16 +46,7 @@ export async function connectClient(target: TemporalTarget = temporalTarget()): 
   return new Client({ connection, namespace: target.namespace });
 }
 
-/** The worker's own (native) connection; same one-line error as the client's. */
-export async function connectNative(target: TemporalTarget): Promise<NativeConnection> {
-  try {
-    return await NativeConnection.connect(target.connectionOptions);
-  } catch (err) {
-    throw unreachable(target, err);
-  }
-}
-
-function unreachable(target: TemporalTarget, err: unknown): TemporalUnreachableError {
+export function unreachable(target: TemporalTarget, err: unknown): TemporalUnreachableError {
   return new TemporalUnreachableError(
     `cannot reach Temporal at ${target.address} (namespace ${target.namespace}): ${firstLine(err)}; ` +
       'check TEMPORAL_ADDRESS or start the local stack with `npm start`',

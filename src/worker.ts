@@ -10,6 +10,7 @@ import { isTlsFailure, TlsRefusedError } from './config/postgres-tls';
 import { createHealth } from './health';
 import type { Logger } from './logger';
 import { createMetrics, type MetricsServer, type SharedSnapshot, serveMetrics } from './metrics';
+import { connectNative } from './native-connection';
 import { PlatformStore } from './platform/platform-store';
 import { SdkLoggerBridge } from './sdk-logger';
 import { errorLine } from './shared/error-line';
@@ -18,9 +19,10 @@ import { assertSchemaCurrent, SchemaOutdatedError } from './store/migrate';
 import { PoolStore } from './store/pool-store';
 import { STATE_KEYS, type TickerMirror } from './store/state-keys';
 import { createTeardownRegistry } from './teardown';
-import { connectClient, connectNative, type TemporalTarget } from './temporal-connection';
+import { connectClient, type TemporalTarget } from './temporal-connection';
 import { ensureTrigger } from './trigger/ensure';
 import { schedulePauseReader, startFailureWatch } from './trigger/schedule-watch';
+import { ProvisionerUnreachableError, TEMPORAL_LOST_EXIT_CODE, TemporalLostError } from './worker-errors';
 
 /**
  * Reads what every replica exports from the shared database at scrape time. `readPaused`, in
@@ -54,19 +56,6 @@ export function snapshotReader(
       ...(paused !== undefined ? { paused } : {}),
     };
   };
-}
-
-/** Exit code of a worker that lost Temporal for longer than REAPER_TEMPORAL_LOSS_LIMIT. */
-export const TEMPORAL_LOST_EXIT_CODE = 8;
-
-/** Temporal was unreachable for longer than REAPER_TEMPORAL_LOSS_LIMIT while the worker ran. */
-export class TemporalLostError extends Error {
-  override readonly name = 'TemporalLostError';
-}
-
-/** The provisioner database did not answer within the start-up budget. */
-export class ProvisionerUnreachableError extends Error {
-  override readonly name = 'ProvisionerUnreachableError';
 }
 
 /**
