@@ -7,6 +7,7 @@ import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest';
 import { ReaperClient } from '../../src/client';
 import { type SeededItem, seedItems } from '../../src/dev/seed';
+import { configureSignal } from '../../src/shared/messages';
 import { shardWorkflowId } from '../../src/shared/shards';
 import type { PassSummary } from '../../src/shared/types';
 import { shardOf } from '../../src/store/shard-rule';
@@ -121,12 +122,14 @@ describe('shard passes (REAPER_PASS_SHARDS=2)', () => {
     return items;
   };
 
-  const startTicker = async (): Promise<{ handle: WorkflowHandle; reaper: ReaperClient; id: string }> => {
+  const startTicker = async (
+    passShards = 2,
+  ): Promise<{ handle: WorkflowHandle; reaper: ReaperClient; id: string }> => {
     const id = `${h.taskQueue}-ticker-${uniqueSuffix()}`;
     const handle = await h.temporal.client.workflow.start(poolReaper, {
       taskQueue: h.taskQueue,
       workflowId: id,
-      args: [{ settings: { tickMs: HOUR, passShards: 2, pass: TEST_PASS_OPTIONS } }],
+      args: [{ settings: { tickMs: HOUR, passShards, pass: TEST_PASS_OPTIONS } }],
     });
     tickers.push(handle);
     return { handle, reaper: new ReaperClient(h.temporal.client, id), id };
@@ -268,5 +271,61 @@ describe('shard passes (REAPER_PASS_SHARDS=2)', () => {
     const status = await reaper.status();
     expect(status.passesFailed).toBe(1);
     expect(status.consecutiveFailures).toBe(0);
+  });
+
+  it('the shard count changes at run time through configure (1, then 2 in dry run, then 2, then 1), and the history replays', async () => {
+    const { handle, reaper, id } = await startTicker(1);
+    const a1 = await seed('postgres', PG_A, TEST_POSTGRES_URL, 1);
+    const b1 = await seed('postgres', PG_B, TEST_POSTGRES_URL_2, 1);
+    const one = await reaper.reapNowAndWait({ requestedBy: 'pass-shards-test' });
+    expect(one.shards).toBeUndefined();
+    expect(one.reaped).toBe(2);
+
+    // A restarted worker with REAPER_PASS_SHARDS=2 and REAPER_DRY_RUN=true sends this signal.
+    const configure = (passShards: number, dryRun: boolean) =>
+      handle.signal(configureSignal, {
+        tickMs: HOUR,
+        ...(passShards > 1 ? { passShards } : {}),
+        pass: { ...TEST_PASS_OPTIONS, ...(dryRun ? { dryRun } : {}) },
+      });
+    const a2 = await seed('postgres', PG_A, TEST_POSTGRES_URL, 2);
+    const b2 = await seed('postgres', PG_B, TEST_POSTGRES_URL_2, 1);
+    await configure(2, true);
+    const dry = await reaper.reapNowAndWait({ requestedBy: 'pass-shards-test' });
+    expect(dry.shards?.map((s) => s.passId)).toEqual(
+      [0, 1].map((index) => shardWorkflowId(dry.passId, { index, count: 2 })),
+    );
+    expect(dry.dryRun?.reap).toBe(3);
+    expect(dry.reaped).toBe(0);
+    expect(await rowsLeft([...a2, ...b2].map((i) => i.id))).toBe(3);
+    expect(
+      await databasesOn(
+        TEST_POSTGRES_URL_2,
+        b2.map((i) => i.poolToken),
+      ),
+    ).toBe(1);
+
+    await configure(2, false);
+    const two = await reaper.reapNowAndWait({ requestedBy: 'pass-shards-test' });
+    expect(two.shards?.map((s) => s.reaped).sort()).toEqual([1, 2]);
+    expect(await rowsLeft([...a2, ...b2].map((i) => i.id))).toBe(0);
+    expect(
+      await databasesOn(
+        TEST_POSTGRES_URL_2,
+        b2.map((i) => i.poolToken),
+      ),
+    ).toBe(0);
+
+    const a3 = await seed('postgres', PG_A, TEST_POSTGRES_URL, 1);
+    const b3 = await seed('postgres', PG_B, TEST_POSTGRES_URL_2, 1);
+    await configure(1, false);
+    const back = await reaper.reapNowAndWait({ requestedBy: 'pass-shards-test' });
+    expect(back.shards).toBeUndefined();
+    expect(back.reaped).toBe(2);
+    expect(await rowsLeft([...a1, ...b1, ...a3, ...b3].map((i) => i.id))).toBe(0);
+    expect((await reaper.status()).passesRun).toBe(4);
+
+    // The patch marker first appears mid-history, where the shards began; replay agrees.
+    await Worker.runReplayHistory({ workflowBundle: workflowBundle() }, await handle.fetchHistory(), id);
   });
 });
