@@ -4,6 +4,7 @@ import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom
 import { ownEntries } from './shared/keyed';
 import { PASS_FAILURE_REASONS, type PassSummary, PLATFORM_CHECK_FAILURE_REASONS } from './shared/types';
 import type { BacklogRow } from './store/pool-store';
+import type { WalkObserver } from './teardown';
 
 /**
  * What every replica exports from the shared database at scrape time, so no replica keeps
@@ -40,6 +41,9 @@ export const METRIC_NAMES = {
   staleFailedOldest: 'instant_pool_stale_failed_oldest_age_seconds',
   paused: 'instant_pool_reaper_paused',
   tick: 'instant_pool_reaper_tick_seconds',
+  redisScanSteps: 'instant_pool_redis_scan_steps_total',
+  redisScanKeys: 'instant_pool_redis_scan_keys_total',
+  redisWalkIterations: 'instant_pool_redis_walk_iterations_total',
   /** Registered by src/build-info.ts. */
   buildInfo: 'instant_pool_reaper_build_info',
 } as const;
@@ -53,6 +57,8 @@ export interface ReaperMetrics {
   readonly clusterErrors: Counter<'resource_type' | 'cluster' | 'error_type'>;
   /** Counts a finished pass's outcomes and duration (called once per pass, by one activity). */
   recordPass(summary: PassSummary): void;
+  /** Counts the SCAN steps, keys and full iterations of a Redis cluster's keyspace walks. */
+  redisWalkObserver(cluster: string): WalkObserver;
 }
 
 export interface MetricsOptions {
@@ -250,6 +256,29 @@ export function createMetrics(readSnapshot?: SnapshotReader, options: MetricsOpt
     }).set(options.tickMs / 1000);
   }
 
+  // What the reaper costs each customer Redis: a walk's SCAN steps and the keys they return
+  // grow with the cluster's whole keyspace, not with the keys freed (docs/performance.md).
+  const redisScanSteps = new Counter({
+    name: METRIC_NAMES.redisScanSteps,
+    help: "SCAN commands the reaper's keyspace walks sent, per Redis cluster.",
+    labelNames: ['cluster'] as const,
+    registers: [registry],
+  });
+  const redisScanKeys = new Counter({
+    name: METRIC_NAMES.redisScanKeys,
+    help:
+      "Keys those SCAN commands returned, per Redis cluster: those matching the waiting items' " +
+      'common prefix (MATCH), or every key walked when their tokens share none.',
+    labelNames: ['cluster'] as const,
+    registers: [registry],
+  });
+  const redisWalkIterations = new Counter({
+    name: METRIC_NAMES.redisWalkIterations,
+    help: "Full keyspace iterations (the cursor back at 0) of the reaper's walks, per Redis cluster.",
+    labelNames: ['cluster'] as const,
+    registers: [registry],
+  });
+
   const metrics: ReaperMetrics = {
     registry,
     reapTotal,
@@ -266,6 +295,17 @@ export function createMetrics(readSnapshot?: SnapshotReader, options: MetricsOpt
         reapTotal.inc({ resource_type: resourceType, status: 'assigned', outcome }, count);
       }
       passDuration.observe(summary.durationMs / 1000);
+    },
+    redisWalkObserver(cluster) {
+      return {
+        onScan: (step) => {
+          redisScanSteps.inc({ cluster });
+          redisScanKeys.inc({ cluster }, step.returned);
+        },
+        onCycle: () => {
+          redisWalkIterations.inc({ cluster });
+        },
+      };
     },
   };
   return metrics;

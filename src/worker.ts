@@ -170,17 +170,6 @@ export async function startWorker(
     await store.close().catch(() => undefined);
     throw err;
   }
-  const teardown = createTeardownRegistry({
-    postgresClusters: config.postgresClusters,
-    redisClusters: config.redisClusters,
-    concurrency: config.concurrency,
-    log,
-    redis: {
-      scanCount: config.redisScanCount,
-      scanPauseMs: config.redisScanPauseMs,
-      ...(config.redisTlsCa !== undefined ? { tlsCa: config.redisTlsCa } : {}),
-    },
-  });
   // Read-only, a few connections: one classification per pass and one re-check per orphan step.
   const platform = config.platformDatabaseUrl
     ? PlatformStore.connect(config.platformDatabaseUrl, { max: 4, log })
@@ -191,6 +180,18 @@ export async function startWorker(
     tickMs: config.tickMs,
   });
   registerBuildInfo(metrics.registry);
+  const teardown = createTeardownRegistry({
+    postgresClusters: config.postgresClusters,
+    redisClusters: config.redisClusters,
+    concurrency: config.concurrency,
+    log,
+    redis: {
+      scanCount: config.redisScanCount,
+      scanPauseMs: config.redisScanPauseMs,
+      walkObserver: (cluster) => metrics.redisWalkObserver(cluster),
+      ...(config.redisTlsCa !== undefined ? { tlsCa: config.redisTlsCa } : {}),
+    },
+  });
   let worker: Worker | undefined;
   let temporalLost: TemporalLostError | undefined;
   let failureWatch: { stop(): Promise<void> } | undefined;

@@ -171,6 +171,26 @@ describe('a real worker process: metrics it exports, and secrets it never shows'
     );
   });
 
+  it("counts the Redis keyspace walk's SCAN steps, keys and iterations per cluster", async () => {
+    const own = await scrape(worker.metricsPort);
+    const counter = (name: string) =>
+      [...own.matchAll(new RegExp(`^${name}\\{cluster="([^"]+)"\\} (\\d+)$`, 'gm'))].map((m) => ({
+        cluster: m[1],
+        value: Number(m[2]),
+      }));
+    // One Redis item with 3 keys, one cluster: a walk frees them, a second iteration confirms.
+    const iterations = counter('instant_pool_redis_walk_iterations_total');
+    expect(iterations).toHaveLength(1);
+    const cluster = iterations[0]!.cluster;
+    expect(iterations[0]!.value).toBeGreaterThanOrEqual(2);
+    const steps = counter('instant_pool_redis_scan_steps_total');
+    expect(steps).toEqual([{ cluster, value: expect.any(Number) }]);
+    expect(steps[0]!.value).toBeGreaterThanOrEqual(iterations[0]!.value);
+    const keys = counter('instant_pool_redis_scan_keys_total');
+    expect(keys).toEqual([{ cluster, value: expect.any(Number) }]);
+    expect(keys[0]!.value).toBeGreaterThanOrEqual(3);
+  });
+
   it('writes one JSON stream with workflow and activity context, the audit events included', () => {
     const parsed = worker.lines.filter((l) => !('raw' in l));
     expect(parsed.length).toBe(worker.lines.length);
