@@ -15,7 +15,7 @@ export function addProcessCommands(program: Command): void {
       const log = createLogger({ level: cfg.logLevel });
       const target = temporalTarget();
       // Loaded here, not at the top: only this command needs the SDK's worker and its native
-      // bridge, and every other command starts about 0.3 s faster without them. The `.js`:
+      // bridge, and every other command starts 0.1–0.2 s sooner without them. The `.js`:
       // in the built CommonJS this stays a real import(), which resolves file names exactly.
       const { startWorker } = await import('../worker.js');
       const running = await startWorker(cfg, target, log);
