@@ -68,3 +68,17 @@ export async function roleExists(name: string): Promise<boolean> {
   const { rowCount } = await adminQuery('SELECT 1 FROM pg_roles WHERE rolname = $1', [name]);
   return (rowCount ?? 0) > 0;
 }
+
+/** Drops whatever is left of these tokens' Postgres infra on a cluster, directly as the superuser. */
+export async function dropTokenInfra(url: string, tokens: readonly string[]): Promise<void> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    for (const t of tokens) {
+      await client.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(`db_${t}`)} WITH (FORCE)`);
+      await client.query(`DROP ROLE IF EXISTS ${pg.escapeIdentifier(`usr_${t}`)}`);
+    }
+  } finally {
+    await client.end();
+  }
+}

@@ -1,3 +1,4 @@
+import type pg from 'pg';
 import { insertPoolItemRow, newPoolToken, type PoolItemStatus, type Queryable } from '../../src/dev/seed';
 import type { PoolItemRef } from '../../src/shared/types';
 
@@ -19,4 +20,23 @@ export async function insertRow(
     connectionUrl: `nats://usr_${poolToken}:not-a-real-secret@127.0.0.1:4222`,
   });
   return { ...ref, ageMs: row.ageMs };
+}
+
+/**
+ * Holds a pool_items row's lock (FOR UPDATE, in a transaction of its own) until `release`:
+ * the item's teardown then fails with the transient ItemLockedError and is retried, touching
+ * nothing. Fault tests use it so that work is left when the fault hits, however fast drops are.
+ * `release` may be called more than once.
+ */
+export async function holdRowLock(pool: pg.Pool, id: string): Promise<() => Promise<void>> {
+  const holder = await pool.connect();
+  await holder.query('BEGIN');
+  await holder.query('SELECT 1 FROM pool_items WHERE id = $1 FOR UPDATE', [id]);
+  let held = true;
+  return async () => {
+    if (!held) return;
+    held = false;
+    await holder.query('ROLLBACK').catch(() => undefined);
+    holder.release();
+  };
 }

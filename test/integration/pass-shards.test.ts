@@ -14,6 +14,7 @@ import { shardOf } from '../../src/store/shard-rule';
 import { poolReaper } from '../../workflows/pool-reaper';
 import { TEST_POSTGRES_URL, TEST_POSTGRES_URL_2, TEST_REDIS_URL, uniqueSuffix } from '../helpers/env';
 import { activityRecords } from '../helpers/history';
+import { dropTokenInfra } from '../helpers/postgres';
 import { createReaperHarness, type ReaperHarness, TEST_PASS_OPTIONS } from '../helpers/reaper';
 import { cleanupTokens } from '../helpers/reliability-fixtures';
 import { insertRow } from '../helpers/rows';
@@ -27,20 +28,6 @@ const FIXTURES = path.resolve(process.cwd(), 'test/fixtures/histories');
 const PG_A = 'local:0'; // 5432, shard 0
 const PG_B = 'local:3'; // 5433, shard 1
 const REDIS = 'local:0'; // 6379, shard 1
-
-/** Drops what is left of these tokens' Postgres infra on a cluster (the second cluster's cleanup). */
-async function dropLeftovers(url: string, tokens: readonly string[]): Promise<void> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    for (const t of tokens) {
-      await client.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(`db_${t}`)} WITH (FORCE)`);
-      await client.query(`DROP ROLE IF EXISTS ${pg.escapeIdentifier(`usr_${t}`)}`);
-    }
-  } finally {
-    await client.end();
-  }
-}
 
 async function databasesOn(url: string, tokens: readonly string[]): Promise<number> {
   const client = new pg.Client({ connectionString: url });
@@ -99,7 +86,7 @@ describe('shard passes (REAPER_PASS_SHARDS=2)', () => {
   afterAll(async () => {
     await h?.close();
     await cleanupTokens(seededA);
-    await dropLeftovers(TEST_POSTGRES_URL_2, seededB);
+    await dropTokenInfra(TEST_POSTGRES_URL_2, seededB);
   });
 
   const seed = async (

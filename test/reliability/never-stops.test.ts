@@ -4,9 +4,10 @@ import { seedItems } from '../../src/dev/seed';
 import { TEST_POSTGRES_URL, TEST_REDIS_URL } from '../helpers/env';
 import { activityRecords } from '../helpers/history';
 import { checkHistories } from '../helpers/invariants';
-import { createTestDatabase, type TestDatabase } from '../helpers/postgres';
+import { createTestDatabase, dropTokenInfra, type TestDatabase } from '../helpers/postgres';
 import { HOUR } from '../helpers/reliability-fixtures';
 import { recordFigures } from '../helpers/results';
+import { holdRowLock } from '../helpers/rows';
 import { scrape, seriesValue } from '../helpers/scrape';
 import { SupervisedWorker } from '../helpers/supervised-worker';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcp-proxy';
@@ -28,20 +29,6 @@ async function objectsOn(url: string, tokens: readonly string[]): Promise<number
       [tokens.map((t) => `db_${t}`), tokens.map((t) => `usr_${t}`)],
     );
     return Number(rows[0]?.n ?? 0);
-  } finally {
-    await client.end();
-  }
-}
-
-/** Drops whatever is left of these tokens' infra on a cluster, directly as the superuser. */
-async function dropLeftovers(url: string, tokens: readonly string[]): Promise<void> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    for (const t of tokens) {
-      await client.query(`DROP DATABASE IF EXISTS ${pg.escapeIdentifier(`db_${t}`)} WITH (FORCE)`);
-      await client.query(`DROP ROLE IF EXISTS ${pg.escapeIdentifier(`usr_${t}`)}`);
-    }
   } finally {
     await client.end();
   }
@@ -242,7 +229,7 @@ describe('reaping never stops', () => {
     } finally {
       release();
       await outage;
-      await dropLeftovers(SECOND_CLUSTER_URL, [...deadTokens, ...healthyTokens]);
+      await dropTokenInfra(SECOND_CLUSTER_URL, [...deadTokens, ...healthyTokens]);
     }
   }, 300_000);
 
@@ -266,16 +253,7 @@ describe('reaping never stops', () => {
     // drop) and is retried; the replacement reaps it after the lock is released.
     const held = items[items.length - 1];
     if (held === undefined) throw new Error('no item to hold');
-    const holder = await db.pool.connect();
-    await holder.query('BEGIN');
-    await holder.query('SELECT 1 FROM pool_items WHERE id = $1 FOR UPDATE', [held.id]);
-    let holding = true;
-    const releaseHeld = async () => {
-      if (!holding) return;
-      holding = false;
-      await holder.query('ROLLBACK').catch(() => undefined);
-      holder.release();
-    };
+    const releaseHeld = await holdRowLock(db.pool, held.id);
     try {
       // Production timeouts (no test overrides): the deprovision heartbeat timeout and the sticky queue's.
       const env = {
@@ -331,7 +309,7 @@ describe('reaping never stops', () => {
       });
     } finally {
       await releaseHeld();
-      await dropLeftovers(TEST_POSTGRES_URL, tokens);
+      await dropTokenInfra(TEST_POSTGRES_URL, tokens);
     }
   }, 300_000);
 });

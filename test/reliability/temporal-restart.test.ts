@@ -22,7 +22,7 @@ import {
   waitForIdleTicker,
 } from '../helpers/reliability-fixtures';
 import { recordFigures } from '../helpers/results';
-import { insertRow } from '../helpers/rows';
+import { holdRowLock, insertRow } from '../helpers/rows';
 import { SupervisedWorker } from '../helpers/supervised-worker';
 import { testTaskQueue } from '../helpers/temporal';
 import { waitFor } from '../helpers/wait';
@@ -80,14 +80,7 @@ describe('Temporal restart', () => {
     // until the lock is released after the restart. Nothing is dropped while the lock is held.
     const held = population.stale[population.stale.length - 1];
     if (held === undefined) throw new Error('the population has no stale item to hold');
-    const holder = await db.pool.connect();
-    await holder.query('BEGIN');
-    await holder.query('SELECT 1 FROM pool_items WHERE id = $1 FOR UPDATE', [held.id]);
-    releaseHeld = async () => {
-      releaseHeld = undefined;
-      await holder.query('ROLLBACK').catch(() => undefined);
-      holder.release();
-    };
+    releaseHeld = await holdRowLock(db.pool, held.id);
 
     let drops = 0;
     let restartMidPass: Promise<void> | undefined;
@@ -128,7 +121,7 @@ describe('Temporal restart', () => {
     await restartMidPass;
     expect(passRunningAtStop).toMatch(new RegExp(`^${tickerId}-pass-`));
     const rowsLeftAtRestart = await countStaleFailed(db.pool);
-    await releaseHeld?.();
+    await releaseHeld();
     expect(rowsLeftAtRestart).toBeGreaterThan(0);
 
     await waitFor(
